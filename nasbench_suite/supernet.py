@@ -1,0 +1,361 @@
+"""The NB201 search network (supernet), shared by every method.
+
+Skeleton (protocol spec): stem Conv3x3+BN; N search cells at C; ResNet basic block (stride 2) to 2C; N cells; ResNet
+block to 4C; N cells; BN+ReLU, global average pool, Linear.
+
+Cells are stored *per node*, not per edge, because that is where the work can be shared (issue 7):
+every edge leaving node j reads the same tensor, so the ReLU in front of the convolutions is computed once per node,
+the 3x3 (and the 1x1) convolutions of all edges leaving node j run as ONE convolution with concatenated output
+channels, BN (per channel, affine=False) runs once over the concatenation, and the parameter-free avg-pool is
+computed once per node and reused by each edge that uses it. ``none`` is never computed (its output is zero, so its
+only effect on any gradient is zero). The numerics equal the reference's (per-edge modules) up to float rounding;
+tests check logits and gradients against xautodl to 1e-5 after :func:`load_reference_state_dict`.
+
+Forward modes:
+  * :meth:`Supernet.forward_mixture` - softmax-weighted sum of all ops on every edge (DARTS, SETN's arch step);
+  * :meth:`Supernet.forward_hard` - straight-through hard one-hot weights, only the chosen op computed
+    (GDAS, E2NAS); the non-chosen weights enter as scalars so that their gradient equals the reference's;
+  * :meth:`Supernet.forward_cell` - one fixed discrete cell, or one cell per search layer (RSPS, ENAS, SETN).
+
+Reference quirk kept on purpose: a cell conv has ``bias = not affine`` (xautodl's ReLUConvBN), so with the
+protocol's affine=False the cell convs carry a bias; that is what makes the supernet 1,692,826 parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .space import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, Cell
+
+NONE, SKIP, CONV1, CONV3, POOL = range(NUM_OPS)
+#: edges leaving each source node, as edge ids in the official order
+OUT_EDGES: tuple[tuple[int, ...], ...] = tuple(
+    tuple(e for e, (_, src) in enumerate(EDGES) if src == j) for j in range(NUM_NODES - 1)
+)
+#: edges entering each node (node 1..3), as edge ids
+IN_EDGES: tuple[tuple[int, ...], ...] = tuple(
+    tuple(e for e, (dst, _) in enumerate(EDGES) if dst == i) for i in range(NUM_NODES)
+)
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """Shape and BN flags of the supernet (part of every run's recorded config)."""
+
+    C: int = 16
+    N: int = 5
+    num_classes: int = 10
+    affine: bool = False
+    track_running_stats: bool = False
+
+
+class ReLUConvBN(nn.Module):
+    """ReLU -> Conv -> BN, used in the ResNet reduction blocks (affine BN, running stats, as the reference)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(F.relu(x)))
+
+
+class ResNetBlock(nn.Module):
+    """The stride-2 ResNet basic block between stages (avg-pool + 1x1 conv shortcut)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = self.shortcut(F.avg_pool2d(x, 2, 2))
+        return residual + self.conv_b(self.conv_a(x))
+
+
+class NodeOps(nn.Module):
+    """The parametric ops of every edge that leaves one node, fused.
+
+    Output channel block ``k`` (k-th outgoing edge) of ``conv3`` / ``conv1`` belongs to edge ``edges[k]``.
+    BN statistics are laid out as ``[conv3 channels of all edges, conv1 channels of all edges]`` so that the
+    mixture mode normalises everything in one call.
+    """
+
+    def __init__(self, C: int, edges: Sequence[int], affine: bool, track_running_stats: bool):
+        super().__init__()
+        self.C, self.edges, self.k = C, tuple(edges), len(edges)
+        self.affine, self.track = affine, track_running_stats
+        kc, bias = self.k * C, not affine
+        self.conv3 = nn.Parameter(torch.empty(kc, C, 3, 3))
+        self.conv1 = nn.Parameter(torch.empty(kc, C, 1, 1))
+        self.bias3 = nn.Parameter(torch.empty(kc)) if bias else None
+        self.bias1 = nn.Parameter(torch.empty(kc)) if bias else None
+        self.bn_weight = nn.Parameter(torch.ones(2 * kc)) if affine else None
+        self.bn_bias = nn.Parameter(torch.zeros(2 * kc)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(2 * kc))
+            self.register_buffer("running_var", torch.ones(2 * kc))
+            self.register_buffer("num_batches_tracked", torch.zeros(self.k * 2, dtype=torch.long))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Same init as k separate nn.Conv2d modules (kaiming-uniform a=sqrt(5), fan_in-based bias).
+        for w, b, fan_in in ((self.conv3, self.bias3, self.C * 9), (self.conv1, self.bias1, self.C)):
+            for k in range(self.k):
+                blk = w[k * self.C : (k + 1) * self.C]
+                nn.init.kaiming_uniform_(blk.data, a=5**0.5)
+                if b is not None:
+                    bound = 1 / fan_in**0.5
+                    nn.init.uniform_(b.data[k * self.C : (k + 1) * self.C], -bound, bound)
+
+    def _bn(self, x: torch.Tensor, sl: slice, count_slots: Sequence[int]) -> torch.Tensor:
+        """BN over channels ``sl`` of the layout; views of the running buffers are updated in place."""
+        rm = self.running_mean[sl] if self.track else None
+        rv = self.running_var[sl] if self.track else None
+        w = self.bn_weight[sl] if self.affine else None
+        b = self.bn_bias[sl] if self.affine else None
+        training = self.training or not self.track
+        if self.track and self.training:
+            for s in count_slots:
+                self.num_batches_tracked[s] += 1
+        return F.batch_norm(x, rm, rv, w, b, training, 0.1, 1e-5)
+
+    def all_edges(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """conv3 and conv1 outputs of every outgoing edge for the ReLU'd input ``r``: two (B, k*C, H, W) tensors."""
+        kc = self.k * self.C
+        y = torch.cat([F.conv2d(r, self.conv3, self.bias3, padding=1), F.conv2d(r, self.conv1, self.bias1)], 1)
+        y = self._bn(y, slice(0, 2 * kc), range(2 * self.k))
+        return y[:, :kc], y[:, kc:]
+
+    def one_edge(self, r: torch.Tensor, slot: int, op: int) -> torch.Tensor:
+        """The conv op ``op`` (CONV1 or CONV3) of outgoing edge number ``slot`` only."""
+        C, kc = self.C, self.k * self.C
+        rows = slice(slot * C, (slot + 1) * C)
+        if op == CONV3:
+            y = F.conv2d(r, self.conv3[rows], self.bias3[rows] if self.bias3 is not None else None, padding=1)
+            return self._bn(y, rows, (slot,))
+        y = F.conv2d(r, self.conv1[rows], self.bias1[rows] if self.bias1 is not None else None)
+        return self._bn(y, slice(kc + rows.start, kc + rows.stop), (self.k + slot,))
+
+
+class SearchCell(nn.Module):
+    """One NB201 search cell: 4 nodes, 6 edges, the 5 ops on each edge, stored per source node."""
+
+    def __init__(self, C: int, affine: bool, track_running_stats: bool):
+        super().__init__()
+        self.C = C
+        self.nodes = nn.ModuleList(NodeOps(C, OUT_EDGES[j], affine, track_running_stats) for j in range(NUM_NODES - 1))
+
+    def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Every op on every edge, weighted by ``weights`` (6 x 5, rows = edges)."""
+        nodes = [x]
+        contrib: dict[int, torch.Tensor] = {}
+        for i in range(1, NUM_NODES):
+            j = i - 1  # node j is complete now: emit its outgoing edges
+            h, ops = nodes[j], self.nodes[j]
+            c3, c1 = ops.all_edges(F.relu(h))
+            pool = F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
+            C = self.C
+            for slot, e in enumerate(ops.edges):
+                w = weights[e]
+                y = h * w[SKIP] + c1[:, slot * C : (slot + 1) * C] * w[CONV1]
+                y = y + c3[:, slot * C : (slot + 1) * C] * w[CONV3] + pool * w[POOL]
+                contrib[e] = y
+            nodes.append(_sum(contrib[e] for e in IN_EDGES[i]))
+        return nodes[-1]
+
+    def forward_hard(self, x: torch.Tensor, hardwts: torch.Tensor | None, index: Sequence[int]) -> torch.Tensor:
+        """Only op ``index[e]`` on edge e; scaled by ``hardwts[e, index[e]]`` plus the other entries as scalars.
+
+        With ``hardwts=None`` this is the plain discrete cell. The scalar terms reproduce GDAS's reference forward
+        (``sum(w * op(x) if chosen else w)``): in value they are ~0 (straight-through one-hot), but each non-chosen
+        weight receives the sum of the upstream gradient, which is part of GDAS's arch gradient.
+        """
+        nodes = [x]
+        contrib: dict[int, torch.Tensor | None] = {}
+        for i in range(1, NUM_NODES):
+            j = i - 1
+            h, ops = nodes[j], self.nodes[j]
+            r = pool = None
+            for slot, e in enumerate(ops.edges):
+                op = int(index[e])
+                if op == NONE:
+                    y = None
+                elif op == SKIP:
+                    y = h
+                elif op == POOL:
+                    if pool is None:
+                        pool = F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
+                    y = pool
+                else:
+                    if r is None:
+                        r = F.relu(h)
+                    y = ops.one_edge(r, slot, op)
+                if hardwts is not None:
+                    w = hardwts[e]
+                    rest = w.sum() - w[op]
+                    y = (y * w[op] if y is not None else h.new_zeros(()) * w[op]) + rest
+                contrib[e] = y
+            terms = [contrib[e] for e in IN_EDGES[i] if contrib[e] is not None]
+            node = _sum(terms) if terms else None
+            if node is None or node.dim() == 0:  # every input edge is `none`: a zero map (plus ST scalars)
+                node = h.new_zeros(h.shape) if node is None else node + h.new_zeros(h.shape)
+            nodes.append(node)
+        return nodes[-1]
+
+
+def _sum(tensors) -> torch.Tensor:
+    it = iter(tensors)
+    total = next(it)
+    for t in it:
+        total = total + t
+    return total
+
+
+class Supernet(nn.Module):
+    """The NB201 search network with per-node fused cells. Architecture parameters live in the method."""
+
+    def __init__(self, config: SupernetConfig = SupernetConfig()):
+        super().__init__()
+        self.config = c = config
+        C, N = c.C, c.N
+        self.stem = nn.Sequential(nn.Conv2d(3, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        layers: list[nn.Module] = []
+        self.search_layers: list[int] = []
+        channels = C
+        for stage in range(3):
+            if stage > 0:
+                layers.append(ResNetBlock(channels, channels * 2))
+                channels *= 2
+            for _ in range(N):
+                self.search_layers.append(len(layers))
+                layers.append(SearchCell(channels, c.affine, c.track_running_stats))
+        self.layers = nn.ModuleList(layers)
+        self.lastact = nn.BatchNorm2d(channels)
+        self.classifier = nn.Linear(channels, c.num_classes)
+
+    @property
+    def num_search_cells(self) -> int:
+        return len(self.search_layers)
+
+    def _run(self, x: torch.Tensor, cell_fn) -> torch.Tensor:
+        h = self.stem(x)
+        k = 0
+        for layer in self.layers:
+            if isinstance(layer, SearchCell):
+                h = cell_fn(layer, h, k)
+                k += 1
+            else:
+                h = layer(h)
+        h = F.relu(self.lastact(h))
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
+
+    def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Logits with every edge a ``weights``-weighted sum of all ops (weights: 6 x 5, e.g. softmax(alpha))."""
+        return self._run(x, lambda cell, h, k: cell.forward_mixture(h, weights))
+
+    def forward_hard(self, x: torch.Tensor, hardwts: torch.Tensor, index: Sequence[int] | torch.Tensor) -> torch.Tensor:
+        """Logits with straight-through hard weights; only op ``index[e]`` computed on edge e."""
+        idx = _as_index(index)
+        return self._run(x, lambda cell, h, k: cell.forward_hard(h, hardwts, idx))
+
+    def forward_cell(self, x: torch.Tensor, cell: Cell | Sequence[Cell]) -> torch.Tensor:
+        """Logits of one discrete cell everywhere, or of ``cell[k]`` in the k-th search layer."""
+        if isinstance(cell, Cell):
+            return self._run(x, lambda c, h, k: c.forward_hard(h, None, cell.ops))
+        cells = list(cell)
+        if len(cells) != self.num_search_cells:
+            raise ValueError(f"need {self.num_search_cells} cells, got {len(cells)}")
+        return self._run(x, lambda c, h, k: c.forward_hard(h, None, cells[k].ops))
+
+    forward = forward_cell
+
+
+def _as_index(index) -> tuple[int, ...]:
+    if isinstance(index, torch.Tensor):
+        index = index.tolist()
+    idx = tuple(int(i) for i in index)
+    if len(idx) != NUM_EDGES:
+        raise ValueError(f"need {NUM_EDGES} op indices, got {len(idx)}")
+    return idx
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of scalar parameters."""
+    return sum(p.numel() for p in module.parameters())
+
+
+# --- interoperability with the reference implementation ----------------------------------------------------------
+def load_reference_state_dict(net: Supernet, ref_state: dict[str, torch.Tensor]) -> None:
+    """Copy the weights of an xautodl NB201 search network (``TinyNetworkDarts``/``GDAS``/``SETN``/``RANDOM``/
+    ``ENAS`` state dict: names ``stem.*``, ``cells.L.edges.i<-j.OP.op.*``, ``lastact.0``, ``classifier``) into ``net``.
+
+    Pure name mapping (xautodl is not imported); used by the reference-equivalence tests and the benchmark harness.
+    """
+    sd = {k: v for k, v in ref_state.items() if k not in ("arch_parameters",)}
+    own = net.state_dict()
+    new: dict[str, torch.Tensor] = {}
+
+    def take(dst: str, src: str) -> None:
+        new[dst] = sd.pop(src).detach().clone()
+
+    for name in ("0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked"):
+        take(f"stem.{name}", f"stem.{name}")
+    for li, layer in enumerate(net.layers):
+        p = f"cells.{li}."
+        if isinstance(layer, ResNetBlock):
+            for ab in ("a", "b"):
+                take(f"layers.{li}.conv_{ab}.conv.weight", p + f"conv_{ab}.op.1.weight")
+                for s in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                    take(f"layers.{li}.conv_{ab}.bn.{s}", p + f"conv_{ab}.op.2.{s}")
+            take(f"layers.{li}.shortcut.weight", p + "downsample.1.weight")
+            continue
+        for j, node in enumerate(layer.nodes):
+            q = f"layers.{li}.nodes.{j}."
+            w3, w1, b3, b1 = [], [], [], []
+            stats = {s: ([], []) for s in ("running_mean", "running_var", "weight", "bias")}
+            for e in node.edges:
+                dst_node, src_node = EDGES[e]
+                ek = f"{p}edges.{dst_node}<-{src_node}."
+                w3.append(sd.pop(ek + f"{CONV3}.op.1.weight"))
+                w1.append(sd.pop(ek + f"{CONV1}.op.1.weight"))
+                if node.bias3 is not None:
+                    b3.append(sd.pop(ek + f"{CONV3}.op.1.bias"))
+                    b1.append(sd.pop(ek + f"{CONV1}.op.1.bias"))
+                for s in stats:
+                    for pos, op in ((0, CONV3), (1, CONV1)):
+                        key = ek + f"{op}.op.2.{s}"
+                        if key in sd:
+                            stats[s][pos].append(sd.pop(key))
+                for op in (CONV3, CONV1):
+                    sd.pop(ek + f"{op}.op.2.num_batches_tracked", None)
+            new[q + "conv3"], new[q + "conv1"] = torch.cat(w3), torch.cat(w1)
+            if b3:
+                new[q + "bias3"], new[q + "bias1"] = torch.cat(b3), torch.cat(b1)
+            for s, (a, b) in stats.items():
+                if a:
+                    dst = q + (f"bn_{s}" if s in ("weight", "bias") else s)
+                    if dst in own:
+                        new[dst] = torch.cat(a + b)
+            if q + "num_batches_tracked" in own:
+                new[q + "num_batches_tracked"] = own[q + "num_batches_tracked"].clone()
+    for s in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+        take(f"lastact.{s}", f"lastact.0.{s}")
+    take("classifier.weight", "classifier.weight")
+    take("classifier.bias", "classifier.bias")
+    leftovers = [k for k in sd if not k.endswith("num_batches_tracked")]
+    if leftovers:
+        raise KeyError(f"unmapped reference tensors: {leftovers[:5]}")
+    missing = set(own) - set(new)
+    if missing:
+        raise KeyError(f"supernet tensors not filled: {sorted(missing)[:5]}")
+    net.load_state_dict(new)
