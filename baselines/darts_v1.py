@@ -1,0 +1,57 @@
+"""DARTS-V1 (first-order DARTS, Liu et al. 2019) as NB201's DARTS-V1 script runs it.
+
+Each step: a weight step on a train batch through the softmax mixture of all ops on every edge, then a
+first-order arch step (Adam on alpha) on a valid batch. Alpha starts at ``1e-3 * randn(6, 5)``.
+Final cell: argmax of alpha per edge (``none`` may win).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nasbench_suite.method import OneShotMethod, ce_and_acc, register
+from nasbench_suite.space import NUM_EDGES, NUM_OPS, Cell
+
+
+class AlphaMethod(OneShotMethod):
+    """Shared by the methods with a (6 x 5) alpha and an Adam arch optimiser (DARTS-V1/V2, GDAS, SETN)."""
+
+    def setup(self, ctx):
+        super().setup(ctx)
+        self.alpha = torch.nn.Parameter(1e-3 * torch.randn(NUM_EDGES, NUM_OPS, device=ctx.device))
+        self.a_optimizer = ctx.arch_adam([self.alpha])
+
+    def arch_parameters(self):
+        return [self.alpha]
+
+    def derive(self, epoch: int) -> Cell:
+        return Cell(tuple(self.alpha.detach().argmax(-1).tolist()))
+
+    def state_dict(self):
+        return {"alpha": self.alpha.detach().clone(), "a_optimizer": self.a_optimizer.state_dict()}
+
+    def load_state_dict(self, state):
+        with torch.no_grad():
+            self.alpha.copy_(state["alpha"])
+        self.a_optimizer.load_state_dict(state["a_optimizer"])
+
+    def arch_update(self, loss: torch.Tensor) -> None:
+        """One Adam step on alpha from ``loss``."""
+        self.a_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.a_optimizer.step()
+
+
+@register("darts-v1", aliases=("darts", "dartsv1", "darts-1st"))
+class DartsV1(AlphaMethod):
+    display_name = "DARTS-V1"
+
+    def search_step(self, train_batch, valid_batch, epoch, step):
+        net = self.ctx.supernet
+        x, y = train_batch
+        loss, acc = ce_and_acc(net.forward_mixture(x, torch.softmax(self.alpha, -1)), y)
+        self.ctx.weight_step(loss, also_clip=(self.alpha,))
+        xv, yv = valid_batch
+        arch_loss, arch_acc = ce_and_acc(net.forward_mixture(xv, torch.softmax(self.alpha, -1)), yv)
+        self.arch_update(arch_loss)
+        return {"train_loss": loss.item(), "train_acc": acc, "valid_loss": arch_loss.item(), "valid_acc": arch_acc}

@@ -1,0 +1,234 @@
+"""The ``nas-suite`` command line: thin click commands that parse, call the library and print.
+
+Every error a user can cause is a :class:`NasSuiteError`; :func:`main` turns it into one line on stderr and exit
+code 2, with no traceback. Nothing stored is touched before the inputs are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .errors import ConfigError, NasSuiteError
+
+DEFAULT_RESULTS = Path("results")
+
+
+def _methods_list(value: str) -> list[str]:
+    from .method import canonical_name
+
+    names = [v for v in (s.strip() for s in value.split(",")) if v]
+    if not names:
+        raise ConfigError("--methods needs at least one method name")
+    out: list[str] = []
+    for n in names:
+        c = canonical_name(n)
+        if c not in out:
+            out.append(c)
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nas-suite")
+def cli() -> None:
+    """Compare one-shot NAS methods on NAS-Bench-201: search, query, store, report."""
+
+
+@cli.command()
+@click.option("--methods", "methods", default="rsps,darts", show_default=True, help="comma-separated method names")
+@click.option("--seeds", type=int, default=1, show_default=True, help="number of seeds per method")
+@click.option("--seed-start", type=int, default=0, show_default=True, help="first seed")
+@click.option("--dataset", default=None, help="search dataset (default: the protocol's)")
+@click.option("--protocol", default=None, help="protocol preset: quick, nb201 or nats (default: quick)")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="folder with the dataset files")
+@click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="NB201 .pth or NATS -simple folder")
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="parallel worker processes (GPU slots)")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a protocol or method setting")
+@click.option("--grid", default=None, help="run a named grid of settings (e.g. gamma, eps for e2nas)")
+@click.option("--force", is_flag=True, help="rerun runs that are already stored")
+@click.option("--quiet", is_flag=True, help="no progress output")
+@click.option("--json", "as_json", is_flag=True, help="print the outcomes as JSON")
+def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, results, workers, device, sets, grid,
+        force, quiet, as_json) -> None:  # fmt: skip
+    """Search with METHODS x SEEDS, query the benchmark, store one record per run."""
+    from .config import parse_set, resolve
+    from .executors import run_inprocess, run_pool
+    from .method import get_method
+    from .plan import build_plan
+    from .runner import RunOptions
+    from .store import Store
+
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    if seed_start < 0:
+        raise ConfigError(f"--seed-start must be >= 0, got {seed_start}")
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    names = _methods_list(methods)
+    overrides = parse_set(sets)
+    embedded = protocol is None and data_root is None and benchmark is None
+    protocol = protocol or "quick"
+    plan = build_plan(names, range(seed_start, seed_start + seeds), protocol, dataset, overrides, grid)
+    # Check every spec resolves (unknown keys, bad types) before anything runs.
+    for spec in plan:
+        cls = get_method(spec.method)
+        resolve(spec, cls.Hparams, cls.name)
+    if data_root is not None and not data_root.exists():
+        from .errors import DataError
+
+        raise DataError(f"data root {data_root} does not exist")
+    from .benchmarks import open_benchmark
+
+    bench = open_benchmark(benchmark)  # validates the path now, not in a worker later
+    Store(results).ensure_writable()
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    options = RunOptions(results=results, data_root=data_root, benchmark=benchmark, device=device, force=force)
+    say = (lambda *a, **k: None) if quiet or as_json else (lambda *a, **k: click.echo(*a, err=True, **k))
+    if embedded:
+        say(f"no data or benchmark given: quick protocol on the embedded digits dataset, {bench.name} benchmark")
+    say(f"plan: {len(plan)} run(s) -> {results}")
+    t0 = time.perf_counter()
+    done = [0]
+
+    def on_outcome(out) -> None:
+        done[0] += 1
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / done[0] * (len(plan) - done[0])
+        msg = {"done": "done", "skipped": "already stored", "failed": "FAILED"}[out.status]
+        arch = (out.record or {}).get("final", {}).get("arch", "")
+        say(f"[{done[0]}/{len(plan)}] {out.run_id}: {msg} {arch} (ETA {eta:.0f}s)")
+        if out.status == "failed":
+            say("    " + (out.error or "").strip().splitlines()[-1])
+
+    def progress(ev) -> None:
+        line = ev["line"]
+        say(
+            f"  [{done[0] + 1}/{len(plan)}] {ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} "
+            f"loss {line.get('train_loss', float('nan')):.3f} {line['arch']} ({line['wall_s']:.1f}s)"
+        )
+
+    if workers == 1:
+        outcomes = run_inprocess(plan, options, progress, on_outcome)
+    else:
+        outcomes = run_pool(plan, options, workers, on_outcome)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    if as_json:
+        click.echo(json.dumps([{"run_id": o.run_id, "status": o.status, "error": o.error,
+                                "arch": (o.record or {}).get("final", {}).get("arch")} for o in outcomes], indent=1))  # fmt: skip
+    say(f"finished: {counts['done']} run, {counts['skipped']} already stored, {counts['failed']} failed")
+    if counts["failed"]:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--results", type=click.Path(path_type=Path), default=DEFAULT_RESULTS, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html", "json"]), default="md", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="folder to write the report files into")
+@click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="benchmark for the optimum row")
+@click.option("--no-published", is_flag=True, help="leave out the published reference rows")
+@click.option("--json", "as_json", is_flag=True, help="same as --format json")
+def report(results, fmt, out, benchmark, no_published, as_json) -> None:
+    """Tables (and figures, with --out) from the stored runs."""
+    from .analysis import render_report
+    from .benchmarks import open_benchmark
+
+    bench = open_benchmark(benchmark)
+    text = render_report(results, "json" if as_json else fmt, out, benchmark=bench, published=not no_published)
+    if text:
+        click.echo(text)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def methods(as_json) -> None:
+    """The registered methods, their aliases and hyperparameters."""
+    import dataclasses
+
+    from .config import preset_names
+    from .method import get_method, method_aliases, method_names
+
+    aliases = method_aliases()
+    rows = []
+    for name in method_names():
+        cls = get_method(name)
+        hp = {f.name: f.default for f in dataclasses.fields(cls.Hparams)}
+        rows.append({"name": name, "display_name": cls.display_name, "aliases": sorted(a for a, n in aliases.items() if n == name),
+                     "hparams": hp})  # fmt: skip
+    if as_json:
+        click.echo(json.dumps({"methods": rows, "presets": preset_names()}, indent=1, default=str))
+        return
+    for r in rows:
+        alias = f" (aliases: {', '.join(r['aliases'])})" if r["aliases"] else ""
+        hp = ", ".join(f"{k}={v}" for k, v in r["hparams"].items())
+        click.echo(f"{r['name']:<10} {r['display_name']}{alias}" + (f"\n{'':<10} {hp}" if hp else ""))
+    click.echo(f"presets: {', '.join(preset_names())}")
+
+
+@cli.command()
+@click.argument("arch")
+@click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="NB201 .pth or NATS -simple folder")
+@click.option("--json", "as_json", is_flag=True)
+def query(arch, benchmark, as_json) -> None:
+    """What the benchmark says about one cell (ARCH: the official arch string)."""
+    from .benchmarks import open_benchmark
+    from .space import Cell
+
+    cell = Cell.parse(arch)
+    bench = open_benchmark(benchmark)
+    res = bench.query_all(cell)
+    if as_json:
+        click.echo(json.dumps({"arch": cell.arch_str, "benchmark": bench.name, "provenance": bench.provenance,
+                               "results": {ds: {"valid": r.valid, "test": r.test} for ds, r in res.items()}}, indent=1))  # fmt: skip
+        return
+    click.echo(cell.arch_str)
+    click.echo(f"benchmark: {bench.provenance}")
+    for ds, r in res.items():
+        valid = "n/a" if r.valid is None else f"{r.valid:.2f}"
+        click.echo(f"  {ds:<15} valid {valid:>6}  test {r.test:.2f}")
+
+
+def _register_plugins() -> None:
+    # Method packages may contribute command groups (e.g. `nas-suite e2nas train-vae`).
+    import importlib
+
+    for module, attr in (("methods.e2nas.cli", "e2nas"), ("nasbench_suite.bench", "bench"),
+                         ("nasbench_suite.analysis.cli", "regress")):  # fmt: skip
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if not module.startswith(e.name or "\0"):  # only the plugin itself may be absent
+                raise
+            continue
+        cli.add_command(getattr(mod, attr))
+
+
+_register_plugins()
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except NasSuiteError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2 if e.exit_code in (1, 2) else e.exit_code)
+    except SystemExit:
+        raise
+
+
+if __name__ == "__main__":
+    main()

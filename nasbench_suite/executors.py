@@ -1,0 +1,103 @@
+"""Where runs execute: in this process, or in a local pool of worker processes (one GPU slot per worker).
+
+A plan is a list of :class:`RunSpec`. Both executors skip runs whose finished record exists (the runner checks),
+return one outcome per spec and never stop the whole plan for one failed run: failures are collected with their
+traceback. Cluster execution (submitit) lives in :mod:`nasbench_suite.cluster`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from .config import RunSpec
+from .errors import NasSuiteError
+from .runner import ProgressFn, RunOptions, run_one
+
+
+@dataclass
+class Outcome:
+    """What happened to one planned run."""
+
+    run_id: str
+    status: str  # "done" | "skipped" (already stored) | "failed"
+    record: dict[str, Any] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def _execute(spec: RunSpec, options: RunOptions, progress: ProgressFn | None) -> Outcome:
+    from .store import Store
+
+    t0 = time.perf_counter()
+    already = not options.force and Store(options.results).is_done(spec.run_id)
+    try:
+        record = run_one(spec, options, progress)
+    except NasSuiteError as e:
+        return Outcome(spec.run_id, "failed", error=str(e), seconds=time.perf_counter() - t0)
+    except Exception:  # noqa: BLE001 - one broken run must not stop the plan; the traceback is kept
+        return Outcome(spec.run_id, "failed", error=traceback.format_exc(), seconds=time.perf_counter() - t0)
+    return Outcome(spec.run_id, "skipped" if already else "done", record, seconds=time.perf_counter() - t0)
+
+
+def run_inprocess(
+    plan: list[RunSpec], options: RunOptions, progress: ProgressFn | None = None, on_outcome: Callable | None = None
+) -> list[Outcome]:
+    """Run the plan sequentially in this process."""
+    outcomes = []
+    for spec in plan:
+        out = _execute(spec, options, progress)
+        outcomes.append(out)
+        if on_outcome:
+            on_outcome(out)
+    return outcomes
+
+
+# --- local pool ------------------------------------------------------------------------------------------------
+_SLOT: dict[str, Any] = {}
+
+
+def _init_worker(slots, threads: int) -> None:
+    _SLOT["slot"] = slots.get()
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _pool_task(spec: RunSpec, options: RunOptions) -> Outcome:
+    import torch
+
+    device = options.device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        # one visible GPU per worker slot
+        device = f"cuda:{_SLOT['slot'] % torch.cuda.device_count()}"
+    return _execute(spec, replace(options, device=device), None)
+
+
+def run_pool(
+    plan: list[RunSpec], options: RunOptions, workers: int, on_outcome: Callable | None = None
+) -> list[Outcome]:
+    """Run the plan on ``workers`` spawned processes; each worker owns one slot (= one GPU when on CUDA)."""
+    ctx = mp.get_context("spawn")
+    slots = ctx.Queue()
+    for i in range(workers):
+        slots.put(i)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    outcomes: dict[str, Outcome] = {}
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(slots, threads)) as pool:
+        futures = {pool.submit(_pool_task, spec, options): spec for spec in plan}
+        for fut in as_completed(futures):
+            spec = futures[fut]
+            try:
+                out = fut.result()
+            except Exception:  # noqa: BLE001 - a dead worker is one failed run, not a dead plan
+                out = Outcome(spec.run_id, "failed", error=traceback.format_exc())
+            outcomes[spec.run_id] = out
+            if on_outcome:
+                on_outcome(out)
+    return [outcomes[s.run_id] for s in plan]

@@ -1,0 +1,240 @@
+"""The one interface every search method implements, and the registry of methods.
+
+A new method is one class in one file::
+
+    @register("my-method", aliases=("mm",))
+    class MyMethod(OneShotMethod):
+        display_name = "My method"
+
+        @dataclass(frozen=True)
+        class Hparams:          # the method's own knobs; settable with --set key=value
+            temperature: float = 1.0
+
+        def setup(self, ctx): ...
+        def search_step(self, train_batch, valid_batch, epoch, step) -> dict: ...
+        def derive(self) -> Cell: ...
+
+plus an import line in :func:`_load_builtin_methods`. The runner owns the loop, the data, the weight optimiser
+(``ctx.weight_step``), the learning-rate schedule, checkpoints, timing and benchmark queries; the method owns what
+makes it different. The generic conformance tests run every registered method automatically.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import Protocol
+from .errors import ConfigError
+from .space import Cell
+from .supernet import Supernet
+
+
+@dataclass(frozen=True)
+class NoHparams:
+    """A method without hyperparameters of its own."""
+
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class SearchContext:
+    """What the runner gives a method in :meth:`OneShotMethod.setup`.
+
+    ``rng`` is the method's numpy generator for discrete sampling (checkpointed by the runner); torch's global RNG
+    (also checkpointed) serves tensor noise. ``selection_batches(epoch)`` yields validation batches for candidate
+    scoring from a stream seeded by (seed, epoch), so deriving a cell never perturbs the search itself.
+    """
+
+    supernet: Supernet
+    protocol: Protocol
+    device: torch.device
+    seed: int
+    epochs: int
+    steps_per_epoch: int
+    rng: np.random.Generator
+    w_optimizer: torch.optim.Optimizer
+    selection_batches: Callable[[int], Iterator[Batch]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def weight_step(self, loss: torch.Tensor, also_clip: tuple[torch.Tensor, ...] = ()) -> None:
+        """Backward ``loss`` into the supernet weights, clip (protocol's grad_clip) and take one SGD step.
+
+        ``also_clip``: tensors whose gradients enter the clipping norm too. The reference scripts clip
+        ``network.parameters()``, which includes the arch parameters (their gradient from this backward is
+        discarded by the arch optimiser's zero_grad, but it changes the weights' clip factor).
+        """
+        self.w_optimizer.zero_grad(set_to_none=True)
+        for t in also_clip:
+            t.grad = None
+        loss.backward()
+        nn.utils.clip_grad_norm_([*self.supernet.parameters(), *also_clip], self.protocol.grad_clip)
+        self.w_optimizer.step()
+
+    def arch_adam(self, params) -> torch.optim.Adam:
+        """The protocol's arch optimiser (Adam, arch_lr, arch_betas, arch_weight_decay) over ``params``."""
+        p = self.protocol
+        return torch.optim.Adam(params, lr=p.arch_lr, betas=tuple(p.arch_betas), weight_decay=p.arch_weight_decay)
+
+
+class OneShotMethod(ABC):
+    """Base class of every search method. Subclasses register with :func:`register`."""
+
+    name: ClassVar[str] = ""
+    display_name: ClassVar[str] = ""
+    Hparams: ClassVar[type] = NoHparams
+    #: which supernet tensors the weight step trains; the conformance test checks gradients reach exactly these
+    trains_supernet: ClassVar[bool] = True
+    #: named sweeps (``nas-suite run --grid NAME``): each a list of ``--set`` mappings, one stored run per point
+    grids: ClassVar[dict[str, list[dict[str, str]]]] = {}
+
+    def __init__(self, hparams: Any = None):
+        self.hparams = hparams if hparams is not None else self.Hparams()
+        self.ctx: SearchContext | None = None
+
+    # -- the contract ------------------------------------------------------------------------------------------
+    def setup(self, ctx: SearchContext) -> None:
+        """Create arch parameters, controllers and optimisers. Called once, before any checkpoint is loaded."""
+        self.ctx = ctx
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Per-epoch schedules that apply during the epoch (e.g. GDAS's tau)."""
+
+    @abstractmethod
+    def search_step(self, train_batch: Batch, valid_batch: Batch, epoch: int, step: int) -> dict[str, float]:
+        """One search step; returns scalars to log (``train_loss``/``train_acc``/``valid_loss``/``valid_acc``...)."""
+
+    def end_epoch(self, epoch: int) -> None:
+        """Per-epoch schedules applied after the epoch."""
+
+    @abstractmethod
+    def derive(self, epoch: int) -> Cell:
+        """The method's current discrete answer (may score candidates on ``ctx.selection_batches(epoch)``)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly (arch parameters, optimiser states, method-side buffers)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
+
+    def arch_parameters(self) -> list[torch.Tensor]:
+        """The architecture parameters (empty for methods without them)."""
+        return []
+
+    def variant(self) -> str:
+        """The row label in reports; a method may return a named variant (e.g. "E2NAS (official code)")."""
+        return self.display_name or self.name
+
+    def run_info(self) -> dict[str, Any]:
+        """Extra provenance recorded with the run (e.g. a model artefact's hash)."""
+        return {}
+
+    # -- helpers shared by methods -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def score_cells(self, cells: list[Cell], batches: Iterator[Batch]) -> list[float]:
+        """Accuracy (%) of each cell on the next batch of ``batches`` (one batch per candidate, as the reference)."""
+        net = self.ctx.supernet
+        was_training = net.training
+        net.eval()
+        scores = []
+        for cell in cells:
+            x, y = next(batches)
+            scores.append(accuracy(net.forward_cell(x, cell), y))
+        net.train(was_training)
+        return scores
+
+
+def accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """Top-1 accuracy in percent."""
+    return float((logits.argmax(1) == target).float().mean().item() * 100.0)
+
+
+def ce_and_acc(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Cross-entropy loss and top-1 accuracy (%)."""
+    return F.cross_entropy(logits, target), accuracy(logits.detach(), target)
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """A picklable snapshot of a numpy generator."""
+    return rng.bit_generator.state
+
+
+def set_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
+    """Restore a snapshot taken by :func:`rng_state`."""
+    rng.bit_generator.state = state
+
+
+# --- registry ----------------------------------------------------------------------------------------------------
+_REGISTRY: dict[str, type[OneShotMethod]] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(name: str, aliases: tuple[str, ...] = ()):
+    """Class decorator: make a method available under ``name`` (and ``aliases``)."""
+
+    def deco(cls: type[OneShotMethod]) -> type[OneShotMethod]:
+        if name in _REGISTRY or name in _ALIASES:
+            raise ValueError(f"method name {name!r} registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        for a in aliases:
+            _ALIASES[a] = name
+        return cls
+
+    return deco
+
+
+def _load_builtin_methods() -> None:
+    # Importing a module registers its methods. Keep this list the only place built-in methods are named.
+    import importlib
+
+    for module in (
+        "baselines.rsps",
+        "baselines.darts_v1",
+        "baselines.darts_v2",
+        "baselines.gdas",
+        "baselines.setn",
+        "baselines.enas",
+        "methods.e2nas.search",
+    ):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if not module.startswith(e.name or "\0"):  # only the plugin itself may be absent  # a missing dependency inside an existing module is a real error
+                raise
+
+
+def method_names() -> list[str]:
+    """Registered method names."""
+    _load_builtin_methods()
+    return sorted(_REGISTRY)
+
+
+def method_aliases() -> dict[str, str]:
+    """Alias -> canonical name."""
+    _load_builtin_methods()
+    return dict(_ALIASES)
+
+
+def canonical_name(name: str) -> str:
+    """Resolve an alias; an unknown name is a :class:`ConfigError` listing the known ones."""
+    _load_builtin_methods()
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        known = ", ".join(sorted(set(_REGISTRY) | set(_ALIASES)))
+        raise ConfigError(f"unknown method {name!r}; known methods: {known}")
+    return key
+
+
+def get_method(name: str) -> type[OneShotMethod]:
+    """The method class registered under ``name`` or an alias."""
+    return _REGISTRY[canonical_name(name)]

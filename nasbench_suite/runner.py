@@ -1,0 +1,309 @@
+"""Execute one run spec: data, supernet, method, epochs, checkpoints, benchmark queries, the stored record.
+
+Exact resume: each epoch ends with an atomic checkpoint holding the supernet, the method's state, the weight
+optimiser, every RNG (python, numpy, torch CPU/CUDA, the method's generator) and the data streams' positions,
+plus the metrics so far. A run killed at any moment and started again continues from the last complete epoch and
+ends with the same record (cells and losses) as an uninterrupted run on the same device.
+"""
+
+from __future__ import annotations
+
+import io
+import platform
+import random
+import subprocess
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import __version__
+from .benchmarks import Benchmark, open_benchmark
+from .config import RunSpec, resolve
+from .data import BatchStream, load_dataset, search_split
+from .errors import StoreError
+from .method import SearchContext, get_method, rng_state, set_rng_state
+from .store import SCHEMA_VERSION, Store, atomic_write_bytes
+from .supernet import Supernet, SupernetConfig
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class RunOptions:
+    """Where and how runs execute (not part of a run's identity)."""
+
+    results: Path
+    data_root: Path | None = None
+    benchmark: str | Path | None = None
+    device: str = "cpu"
+    force: bool = False  # rerun even when a finished record exists
+    keep_checkpoint: bool = False
+
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """The git commit of the source tree (``+dirty`` when modified), else the package version."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        if sha:
+            dirty = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True, text=True, timeout=5,
+            ).stdout.strip()  # fmt: skip
+            return f"{sha}{'+dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return f"nas-suite {__version__}"
+
+
+def seed_everything(seed: int) -> None:
+    """The one place global seeds are set."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_snapshot() -> dict[str, Any]:
+    snap = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        snap["cuda"] = torch.cuda.get_rng_state_all()
+    return snap
+
+
+def _rng_restore(snap: dict[str, Any]) -> None:
+    random.setstate(snap["python"])
+    np.random.set_state(snap["numpy"])
+    torch.set_rng_state(snap["torch"])
+    if "cuda" in snap and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(snap["cuda"])
+
+
+class Run:
+    """One run being executed: built from a spec, stepped epoch by epoch, checkpointed, recorded."""
+
+    def __init__(self, spec: RunSpec, options: RunOptions, benchmark: Benchmark | None = None):
+        self.spec = spec
+        self.options = options
+        cls = get_method(spec.method)
+        self.method_cls = cls
+        self.config = resolve(spec, cls.Hparams, cls.name)
+        self.protocol = p = self.config.protocol
+        self.store = Store(options.results)
+        self.run_id = spec.run_id
+        self.benchmark = benchmark if benchmark is not None else open_benchmark(options.benchmark)
+        self.device = torch.device(options.device)
+
+        seed_everything(spec.seed)
+        self.dataset = load_dataset(p.dataset, options.data_root)
+        split = search_split(self.dataset, p.split_seed)
+        stream = dict(device=self.device, batch_size=p.batch_size)
+        self.train_stream = BatchStream.from_part(split.train, self.dataset, seed=spec.seed * 2 + 1, **stream)
+        self.valid_stream = BatchStream.from_part(split.valid, self.dataset, seed=spec.seed * 2 + 2, **stream)
+        self._valid_part = split.valid
+        self.steps_per_epoch = p.steps_per_epoch or self.train_stream.steps_per_epoch
+
+        self.supernet = Supernet(
+            SupernetConfig(p.C, p.N, self.dataset.num_classes, p.affine, p.track_running_stats)
+        ).to(self.device)
+        self.w_optimizer = torch.optim.SGD(
+            self.supernet.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay
+        )
+        self.method = cls(self.config.hparams)
+        self.ctx = SearchContext(
+            supernet=self.supernet,
+            protocol=p,
+            device=self.device,
+            seed=spec.seed,
+            epochs=p.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            rng=np.random.default_rng(spec.seed),
+            w_optimizer=self.w_optimizer,
+            selection_batches=self.selection_batches,
+        )
+        self.method.setup(self.ctx)
+        self.epochs_done: list[dict[str, Any]] = []
+        self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
+
+    def selection_batches(self, epoch: int):
+        """Validation batches for candidate scoring, from a stream seeded by (seed, epoch): deriving a cell never
+        consumes the search's own random numbers, so per-epoch derivation cannot change the search."""
+        p = self.protocol
+        bs = min(p.select_batch_size, len(self._valid_part))
+        return BatchStream.from_part(
+            self._valid_part, self.dataset, device=self.device, batch_size=bs, seed=10_000 * (self.spec.seed + 1) + epoch
+        )
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "version": CHECKPOINT_VERSION,
+            "run_id": self.run_id,
+            "epoch": len(self.epochs_done),
+            "supernet": self.supernet.state_dict(),
+            "method": self.method.state_dict(),
+            "w_optimizer": self.w_optimizer.state_dict(),
+            "train_stream": self.train_stream.state_dict(),
+            "valid_stream": self.valid_stream.state_dict(),
+            "ctx_rng": rng_state(self.ctx.rng),
+            "rng": _rng_snapshot(),
+            "epochs_done": self.epochs_done,
+            "elapsed": self.elapsed,
+        }
+
+    def save_checkpoint(self) -> None:
+        buf = io.BytesIO()
+        torch.save(self._state(), buf)
+        atomic_write_bytes(self.store.checkpoint_path(self.run_id), buf.getvalue())
+
+    def try_resume(self) -> bool:
+        """Load the last checkpoint if there is a usable one; a corrupt one is set aside, never used."""
+        path = self.store.checkpoint_path(self.run_id)
+        if not path.exists():
+            return False
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+            if state.get("version") != CHECKPOINT_VERSION or state.get("run_id") != self.run_id:
+                raise ValueError("checkpoint of another run or version")
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is set aside the same way
+            bad = path.with_name(f"checkpoint.corrupt-{int(time.time())}.pt")
+            path.rename(bad)
+            self._log(f"ignoring unreadable checkpoint of {self.run_id} ({type(e).__name__}); moved to {bad.name}")
+            return False
+        self.supernet.load_state_dict(state["supernet"])
+        self.method.load_state_dict(state["method"])
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        self.train_stream.load_state_dict(state["train_stream"])
+        self.valid_stream.load_state_dict(state["valid_stream"])
+        set_rng_state(self.ctx.rng, state["ctx_rng"])
+        _rng_restore(state["rng"])
+        self.epochs_done = list(state["epochs_done"])
+        self.elapsed = float(state["elapsed"])
+        return True
+
+    def _log(self, msg: str) -> None:
+        import sys
+
+        print(msg, file=sys.stderr)
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        """Train one epoch, derive the cell, query the benchmark; return the epoch's metrics line."""
+        t0 = time.perf_counter()
+        self.supernet.train()
+        for group in self.w_optimizer.param_groups:
+            group["lr"] = self.protocol.lr_at(epoch)
+        self.method.begin_epoch(epoch)
+        sums: dict[str, float] = {}
+        for step in range(self.steps_per_epoch):
+            out = self.method.search_step(next(self.train_stream), next(self.valid_stream), epoch, step)
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        self.method.end_epoch(epoch)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        search_s = time.perf_counter() - t0
+        cell = self.method.derive(epoch)
+        line = {k: v / self.steps_per_epoch for k, v in sums.items()}
+        line.update(
+            epoch=epoch,
+            arch=cell.arch_str,
+            lr=self.protocol.lr_at(epoch),
+            search_s=search_s,
+            wall_s=time.perf_counter() - t0,
+            bench=self._bench(cell),
+        )
+        return line
+
+    def _bench(self, cell) -> dict[str, dict[str, float | None]]:
+        try:
+            return {ds: {"valid": r.valid, "test": r.test} for ds, r in self.benchmark.query_all(cell).items()}
+        except Exception as e:  # noqa: BLE001 - a partial benchmark must not kill a long search
+            self._log(f"benchmark query failed for {cell}: {e}")
+            return {}
+
+    def execute(self, progress: ProgressFn | None = None) -> dict[str, Any]:
+        """Run (or resume) to the end and write the record; returns it."""
+        self.store.ensure_writable()
+        resumed = self.try_resume()
+        started = time.time()
+        for epoch in range(len(self.epochs_done), self.protocol.epochs):
+            line = self.run_epoch(epoch)
+            self.epochs_done.append(line)
+            self.elapsed += line["wall_s"]
+            self.store.write_metrics(self.run_id, self.epochs_done)
+            self.save_checkpoint()
+            if progress:
+                progress({"run_id": self.run_id, "epoch": epoch + 1, "epochs": self.protocol.epochs, "line": line})
+        record = self.build_record(resumed, started)
+        self.store.write_record(record)
+        if not self.options.keep_checkpoint:
+            self.store.checkpoint_path(self.run_id).unlink(missing_ok=True)
+        return record
+
+    def build_record(self, resumed: bool, started: float) -> dict[str, Any]:
+        last = self.epochs_done[-1]
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "status": "done",
+            "method": self.method_cls.name,
+            "variant": self.method.variant(),
+            "seed": self.spec.seed,
+            "protocol": self.spec.protocol,
+            "dataset": self.protocol.dataset,
+            "spec": self.spec.to_dict(),
+            "config": self.config.to_dict(),
+            "code_version": code_version(),
+            "environment": {
+                "device": str(self.device) if self.device.type != "cuda" else torch.cuda.get_device_name(self.device),
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "host": platform.node(),
+            },
+            "data": {"dataset": self.dataset.name, "data_root": str(self.options.data_root or "")},
+            "benchmark": {
+                "name": self.benchmark.name,
+                "provenance": self.benchmark.provenance,
+                "fingerprint": self.benchmark.fingerprint(),
+                "path": str(self.options.benchmark or ""),
+            },
+            "method_info": self.method.run_info(),
+            "final": {
+                "arch": last["arch"],
+                "bench": last["bench"],
+                "train_loss": last.get("train_loss"),
+                "valid_loss": last.get("valid_loss"),
+            },
+            "timings": {
+                "total_s": self.elapsed,
+                "search_s": sum(e["search_s"] for e in self.epochs_done),
+                "per_epoch_s": [e["wall_s"] for e in self.epochs_done],
+                "steps_per_epoch": self.steps_per_epoch,
+                "resumed": resumed,
+            },
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+
+
+def run_one(spec: RunSpec, options: RunOptions, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Execute one spec unless a finished record exists (then return it, unless ``options.force``)."""
+    store = Store(options.results)
+    if not options.force and store.is_done(spec.run_id):
+        from .store import read_record
+
+        return read_record(store.record_path(spec.run_id))
+    if options.force:
+        store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
+    run = Run(spec, options)
+    return run.execute(progress)
