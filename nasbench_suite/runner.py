@@ -43,6 +43,7 @@ class RunOptions:
     device: str = "cpu"
     force: bool = False  # rerun even when a finished record exists
     keep_checkpoint: bool = False
+    claim_stale_s: float = 2 * 3600.0  # a claim from another host without heartbeat for this long is taken over
 
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -130,6 +131,9 @@ class Run:
             rng=np.random.default_rng(spec.seed),
             w_optimizer=self.w_optimizer,
             selection_batches=self.selection_batches,
+            # the run's own validation stream (checkpointed here), for methods that need more validation
+            # batches than the one per step (ENAS's controller phase at the end of each epoch)
+            extra={"valid_stream": self.valid_stream},
         )
         self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
@@ -232,12 +236,17 @@ class Run:
             self._log(f"benchmark query failed for {cell}: {e}")
             return {}
 
-    def execute(self, progress: ProgressFn | None = None) -> dict[str, Any]:
-        """Run (or resume) to the end and write the record; returns it."""
+    def execute(self, progress: ProgressFn | None = None, stop_after: int | None = None) -> dict[str, Any] | None:
+        """Run (or resume) to the end and write the record; returns it.
+
+        ``stop_after=k`` stops after epoch k's checkpoint as if the process had been killed there (returns None).
+        """
         self.store.ensure_writable()
         resumed = self.try_resume()
         started = time.time()
         for epoch in range(len(self.epochs_done), self.protocol.epochs):
+            if stop_after is not None and epoch >= stop_after:
+                return None
             line = self.run_epoch(epoch)
             self.epochs_done.append(line)
             self.elapsed += line["wall_s"]
@@ -298,12 +307,40 @@ class Run:
 
 def run_one(spec: RunSpec, options: RunOptions, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Execute one spec unless a finished record exists (then return it, unless ``options.force``)."""
+    from .claims import acquire
+    from .store import read_record
+
     store = Store(options.results)
     if not options.force and store.is_done(spec.run_id):
-        from .store import read_record
-
         return read_record(store.record_path(spec.run_id))
-    if options.force:
-        store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
-    run = Run(spec, options)
-    return run.execute(progress)
+    store.ensure_writable()
+    # One owner per run (ClaimHeld if another live process has it); the claim is checked again under it, since
+    # another process may have finished the run between the check above and the claim.
+    claim = acquire(store.run_dir(spec.run_id), options.claim_stale_s)
+    try:
+        if not options.force and store.is_done(spec.run_id):
+            return read_record(store.record_path(spec.run_id))
+        _set_aside_unfinished_leftovers(store, spec.run_id)
+        if options.force:
+            store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
+        claim.started()
+
+        def beat(ev: dict[str, Any]) -> None:
+            claim.heartbeat()
+            if progress:
+                progress(ev)
+
+        return Run(spec, options).execute(beat)
+    finally:
+        claim.release()
+
+
+def _set_aside_unfinished_leftovers(store: Store, run_id: str) -> None:
+    """Under the run's claim: drop temp files of writes a crash interrupted, and move an unreadable record aside
+    (it never counts as done, and the rerun must not be mistaken for having overwritten a good one)."""
+    run_dir = store.run_dir(run_id)
+    for tmp in run_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    rec = store.record_path(run_id)
+    if rec.exists() and not store.is_done(run_id):
+        rec.rename(rec.with_name(f"record.corrupt-{int(time.time())}.json"))
