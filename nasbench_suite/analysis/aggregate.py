@@ -1,0 +1,181 @@
+"""Aggregation of stored runs: comparable groups, row labels, mean +- std over seeds.
+
+Runs are only ever aggregated inside one *group*: the same search dataset, protocol preset, benchmark
+(fingerprint) and number of epochs. Numbers from different groups are never mixed in one table.
+
+Inside a group, a row is one *label*: the method's variant name (``variant`` of the record), plus the ``--set``
+overrides that differ between runs of the group (an E2NAS ``gamma`` ablation gets its own rows instead of being
+averaged into the main E2NAS row). Overrides that every run of the group shares are stated once, in the header.
+
+Spread is the sample standard deviation over runs (``ddof=1``, as in the NB201 paper's mean +- std over runs);
+with a single run it is undefined (NaN) and tables print "–".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..store import BENCH_DATASETS
+
+#: Row order of the usual methods (the NB201 paper's order, E2NAS last); other methods follow alphabetically.
+METHOD_ORDER = ("darts-v1", "darts-v2", "gdas", "setn", "enas", "rsps", "e2nas")
+METRICS = ("valid", "test")
+STD_DDOF = 1
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """What makes runs comparable."""
+
+    dataset: str
+    protocol: str
+    benchmark: str
+    fingerprint: str
+    epochs: int | None
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe short id of the group."""
+        parts = [self.dataset, self.protocol, (self.fingerprint or "nobench")[:8], f"e{self.epochs}"]
+        return "-".join("".join(c if c.isalnum() or c in "_." else "_" for c in str(p)) for p in parts)
+
+    @property
+    def title(self) -> str:
+        return (
+            f"search on {self.dataset} · protocol {self.protocol} · {self.epochs} epochs · "
+            f"benchmark {self.benchmark} ({self.fingerprint})"
+        )
+
+
+@dataclass
+class Group:
+    """One comparable set of runs, with what the tables need to state about it."""
+
+    key: GroupKey
+    runs: pd.DataFrame  # the runs frame's columns plus ``label`` and ``overrides``
+    epochs: pd.DataFrame  # the epochs frame restricted to these runs, plus ``label``
+    shared_overrides: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bench_columns(self) -> list[str]:
+        """``<dataset>_<metric>`` columns with at least one value in this group (e.g. no valid for AnalogNAS)."""
+        return [
+            f"{ds}_{m}"
+            for ds in BENCH_DATASETS
+            for m in METRICS
+            if f"{ds}_{m}" in self.runs and self.runs[f"{ds}_{m}"].notna().any()
+        ]
+
+    @property
+    def bench_datasets(self) -> list[str]:
+        """Benchmark datasets with at least one test accuracy in this group."""
+        return [ds for ds in BENCH_DATASETS if f"{ds}_test" in self.bench_columns]
+
+
+def _overrides(rec: dict[str, Any]) -> dict[str, str]:
+    ov = (rec.get("spec") or {}).get("overrides") or {}
+    if isinstance(ov, (list, tuple)):  # RunSpec keeps them as pairs; to_dict writes a mapping
+        ov = dict(ov)
+    return {str(k): str(v) for k, v in ov.items()}
+
+
+def method_rank(method: str) -> int:
+    """Sort key of a method name in :data:`METHOD_ORDER` (unknown methods last)."""
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+
+
+def _key(row: pd.Series) -> GroupKey:
+    ep = row["epochs"]
+    return GroupKey(
+        dataset=str(row["dataset"]),
+        protocol=str(row["protocol"]),
+        benchmark=str(row["benchmark"]),
+        fingerprint=str(row["benchmark_fingerprint"]),
+        epochs=None if pd.isna(ep) else int(ep),
+    )
+
+
+def _provenance(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a report must say about where a group's numbers come from (every distinct value, sorted)."""
+
+    def distinct(get) -> list[str]:
+        return sorted({str(v) for v in (get(r) for r in recs) if v not in (None, "")})
+
+    return {
+        "benchmark": distinct(lambda r: (r.get("benchmark") or {}).get("name")),
+        "benchmark_provenance": distinct(lambda r: (r.get("benchmark") or {}).get("provenance")),
+        "benchmark_fingerprint": distinct(lambda r: (r.get("benchmark") or {}).get("fingerprint")),
+        "benchmark_path": distinct(lambda r: (r.get("benchmark") or {}).get("path")),
+        "code_version": distinct(lambda r: r.get("code_version")),
+        "data": distinct(lambda r: _data_label(r.get("data") or {})),
+        "device": distinct(lambda r: (r.get("environment") or {}).get("device")),
+        "torch": distinct(lambda r: (r.get("environment") or {}).get("torch")),
+        "protocol": _protocol_settings(recs),
+    }
+
+
+def _data_label(data: dict[str, Any]) -> str | None:
+    if not data:
+        return None
+    root = data.get("data_root") or "embedded/default location"
+    return f"{data.get('dataset', '?')} from {root}"
+
+
+def _protocol_settings(recs: list[dict[str, Any]]) -> dict[str, str]:
+    """Resolved protocol settings; a key whose value differs between runs lists every value."""
+    vals: dict[str, set[str]] = {}
+    for r in recs:
+        for k, v in ((r.get("config") or {}).get("protocol") or {}).items():
+            vals.setdefault(k, set()).add(str(v))
+    return {k: " | ".join(sorted(v)) for k, v in sorted(vals.items())}
+
+
+def group_runs(runs: pd.DataFrame, epochs: pd.DataFrame, records: dict[str, dict[str, Any]]) -> list[Group]:
+    """Split the runs frame into comparable groups and give every run its row label."""
+    if runs.empty:
+        return []
+    runs = runs.copy()
+    runs["overrides"] = [_overrides(records.get(rid, {})) for rid in runs["run_id"]]
+    keys = [_key(r) for _, r in runs.iterrows()]
+    runs["_key"] = keys
+    groups = []
+    for key in sorted(set(keys), key=lambda k: (k.dataset, k.protocol, k.benchmark, k.fingerprint, k.epochs or 0)):
+        g = runs[runs["_key"] == key].drop(columns="_key").copy()
+        ovs = list(g["overrides"])
+        # epochs is part of the group key; an override every run shares is a header fact, not a row difference
+        all_keys = sorted({k for o in ovs for k in o} - {"epochs"})
+        shared = {k: ovs[0][k] for k in all_keys if all(k in o and o[k] == ovs[0].get(k) for o in ovs)}
+        labels = []
+        for variant, o in zip(g["variant"], ovs):
+            extra = [f"{k}={o[k]}" for k in all_keys if k not in shared and k in o]
+            labels.append(f"{variant} [{', '.join(extra)}]" if extra else str(variant))
+        g["label"] = labels
+        g = g.assign(_rank=g["method"].map(method_rank)).sort_values(["_rank", "label", "seed"]).drop(columns="_rank")
+        e = epochs[epochs["run_id"].isin(g["run_id"])].copy()
+        e["label"] = e["run_id"].map(dict(zip(g["run_id"], g["label"])))
+        prov = _provenance([records[r] for r in g["run_id"] if r in records])
+        groups.append(Group(key, g.reset_index(drop=True), e.reset_index(drop=True), shared, prov))
+    return groups
+
+
+def aggregate(group: Group) -> pd.DataFrame:
+    """One row per label: ``label``, ``method``, ``n`` and ``<col>_mean``/``<col>_std`` per benchmark column.
+
+    ``std`` is the sample standard deviation (ddof=1) over the runs that have a value; NaN with one run.
+    """
+    cols = group.bench_columns
+    rows = []
+    for label, g in group.runs.groupby("label", sort=False):
+        row: dict[str, Any] = {"label": label, "method": g["method"].iloc[0], "n": len(g)}
+        for c in cols:
+            v = pd.to_numeric(g[c], errors="coerce").dropna()
+            row[f"{c}_mean"] = float(v.mean()) if len(v) else np.nan
+            row[f"{c}_std"] = float(v.std(ddof=STD_DDOF)) if len(v) > 1 else np.nan
+            row[f"{c}_n"] = len(v)
+        rows.append(row)
+    return pd.DataFrame(rows)

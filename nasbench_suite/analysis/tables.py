@@ -1,0 +1,289 @@
+"""The paper-style tables: one per comparable group, as Markdown, LaTeX (booktabs) and tidy CSV.
+
+A table has three kinds of rows: ``run`` (our runs, aggregated over seeds), ``optimum`` (the best valid and the
+best test accuracy in the benchmark, each maximised independently) and ``published`` (numbers reported
+elsewhere, labelled by source). "Best" (bold) is the highest mean among the ``run`` rows of a column.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import StoreError
+from .aggregate import METRICS, STD_DDOF, Group, aggregate
+
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "ImageNet16-120": "ImageNet16-120"}
+#: published CSV column prefix -> benchmark dataset key
+PUBLISHED_PREFIX = {"c10": "cifar10", "c100": "cifar100", "in16": "ImageNet16-120"}
+STD_NOTE = (
+    "mean ± std over seeds; std is the sample standard deviation (ddof=1); "
+    "'–' where a row has a single run (std undefined) or no value"
+)
+DASH = "–"
+
+
+@dataclass
+class Row:
+    """One table row. ``values[col] = (mean, std)`` for each ``<dataset>_<metric>`` column."""
+
+    kind: str  # "run" | "optimum" | "published"
+    label: str
+    n: int | None
+    values: dict[str, tuple[float, float]]
+    method: str = ""
+    source: str = ""
+
+
+@dataclass
+class Table:
+    """A main table of one group, with the facts it must state."""
+
+    group: Group
+    columns: list[str]
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+
+    def best(self, col: str) -> float | None:
+        """The highest ``run``-row mean of ``col`` (None when no run row has a value)."""
+        vals = [r.values[col][0] for r in self.rows if r.kind == "run" and not _nan(r.values.get(col, (math.nan,))[0])]
+        return max(vals) if vals else None
+
+
+def _nan(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def load_published(path: str | Path | None = None) -> pd.DataFrame:
+    """Published results (the package's own ``published.csv`` unless ``path`` is given).
+
+    Columns as in the reference file: ``source, provenance, method, c10_valid, c10_valid_std, ..., n_runs,
+    verified``. Each source states its own std convention (the E2NAS row is a population std, ddof=0).
+    """
+    try:
+        if path is None:
+            text = resources.files("nasbench_suite.analysis").joinpath("published.csv").read_text()
+            df = pd.read_csv(io.StringIO(text))
+        else:
+            df = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise StoreError(f"published results file {path or 'published.csv'} is unreadable ({e})") from None
+    need = {"source", "method", "n_runs"} | {f"{p}_{m}" for p in PUBLISHED_PREFIX for m in METRICS}
+    missing = need - set(df.columns)
+    if missing:
+        raise StoreError(f"published results file {path} lacks columns {', '.join(sorted(missing))}")
+    return df
+
+
+def _published_rows(df: pd.DataFrame, columns: list[str]) -> list[Row]:
+    rows = []
+    for _, r in df.iterrows():
+        values = {}
+        for prefix, ds in PUBLISHED_PREFIX.items():
+            for m in METRICS:
+                col = f"{ds}_{m}"
+                if col in columns:
+                    values[col] = (_float(r.get(f"{prefix}_{m}")), _float(r.get(f"{prefix}_{m}_std")))
+        rows.append(
+            Row("published", f"{r['method']} (published: {r['source']})", int(r["n_runs"]), values,
+                method=str(r["method"]), source=str(r["source"]))
+        )  # fmt: skip
+    return rows
+
+
+def _float(x: Any) -> float:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+def build_table(group: Group, benchmark=None, published: pd.DataFrame | None = None) -> Table:
+    """The main table of ``group``: run rows, the optimum row when ``benchmark`` is the runs' benchmark,
+    and the published rows when given."""
+    columns = group.bench_columns
+    agg = aggregate(group)
+    rows = [
+        Row("run", r["label"], int(r["n"]), {c: (r[f"{c}_mean"], r[f"{c}_std"]) for c in columns}, method=r["method"])
+        for _, r in agg.iterrows()
+    ]
+    notes = [STD_NOTE]
+    if group.shared_overrides:
+        notes.append("every run used overrides " + ", ".join(f"{k}={v}" for k, v in group.shared_overrides.items()))
+    if benchmark is not None:
+        fp = benchmark.fingerprint()
+        if fp == group.key.fingerprint:
+            values = {}
+            for c in columns:
+                ds, m = c.rsplit("_", 1)
+                opt = benchmark.optimum(ds) if ds in benchmark.datasets else None
+                values[c] = (_float(getattr(opt, m, None)), math.nan)
+            rows.append(Row("optimum", f"optimum ({benchmark.name})", None, values))
+            notes.append("optimum: best valid and best test accuracy over all cells, each maximised independently")
+        else:
+            notes.append(
+                f"no optimum row: the given benchmark {benchmark.name} ({fp}) is not the one these runs "
+                f"were looked up in ({group.key.fingerprint})"
+            )
+    if published is not None and len(published):
+        rows.extend(_published_rows(published, columns))
+        notes.append(
+            "published rows are numbers reported by their source (NB201 protocol, CIFAR-10 search, 200-epoch "
+            "benchmark results) with the source's own std convention; comparable only under the same protocol "
+            "and benchmark"
+        )
+    return Table(group, columns, rows, notes)
+
+
+# --- formatting --------------------------------------------------------------------------------------------------
+def format_value(mean: float, std: float, kind: str) -> str:
+    """``"mean ± std"`` with two decimals; a single number for the optimum and for published rows without a std."""
+    if _nan(mean):
+        return DASH
+    if kind == "optimum" or (kind == "published" and _nan(std)):
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {DASH if _nan(std) else f'{std:.2f}'}"
+
+
+def column_title(col: str) -> str:
+    ds, m = col.rsplit("_", 1)
+    return f"{DATASET_NAMES.get(ds, ds)} {m}"
+
+
+def _cells(table: Table, row: Row) -> list[tuple[str, bool]]:
+    out = []
+    for c in table.columns:
+        mean, std = row.values.get(c, (math.nan, math.nan))
+        best = table.best(c)
+        bold = row.kind == "run" and best is not None and not _nan(mean) and mean == best
+        out.append((format_value(mean, std, row.kind), bold))
+    return out
+
+
+def header_lines(table: Table) -> list[str]:
+    """The facts every rendering of a table states: search dataset, protocol, benchmark, epochs."""
+    k = table.group.key
+    return [
+        f"search dataset: {k.dataset}",
+        f"protocol preset: {k.protocol}",
+        f"benchmark: {k.benchmark} (fingerprint {k.fingerprint})",
+        f"epochs: {k.epochs}",
+    ]
+
+
+def _md_escape(s: str) -> str:
+    return str(s).replace("|", "\\|")
+
+
+def to_markdown(table: Table) -> str:
+    """A GitHub-flavoured Markdown table (best run mean per column in bold) with its header facts and notes."""
+    lines = [f"### {_md_escape(table.group.key.title)}", ""]
+    lines += [f"- {_md_escape(h)}" for h in header_lines(table)]
+    lines.append("")
+    head = ["Method", "n", *(column_title(c) for c in table.columns)]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join([":---", "---:"] + ["---:"] * len(table.columns)) + "|")
+    for row in table.rows:
+        cells = [f"**{t}**" if b else t for t, b in _cells(table, row)]
+        n = DASH if row.n is None else str(row.n)
+        lines.append("| " + " | ".join([_md_escape(row.label), n, *cells]) + " |")
+    lines.append("")
+    lines += [f"_{_md_escape(n)}_  " for n in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
+
+
+def tex_escape(s: str) -> str:
+    """Escape LaTeX special characters."""
+    return "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(s))
+
+
+def _tex_value(mean: float, std: float, kind: str, bold: bool) -> str:
+    if _nan(mean):
+        return "--"
+    m = f"{mean:.2f}"
+    if bold:
+        m = rf"\textbf{{{m}}}"
+    if kind == "optimum" or (kind == "published" and _nan(std)):
+        return m
+    return m + r"$\pm$" + ("--" if _nan(std) else f"{std:.2f}")
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs ``table`` environment; best run mean per column in ``\\textbf``; caption states the group."""
+    k = table.group.key
+    ncol = len(table.columns)
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{Search on {tex_escape(k.dataset)}, protocol {tex_escape(k.protocol)}, {k.epochs} epochs; "
+        rf"benchmark {tex_escape(k.benchmark)} (fingerprint {tex_escape(k.fingerprint)}). "
+        rf"Mean$\pm$std over seeds (sample std, ddof=1; -- for a single run). Best run mean in bold.}}",
+        rf"\label{{tab:nas-{tex_escape(k.slug).replace(chr(92) + '_', '-')}}}",
+        r"\begin{tabular}{l r " + " ".join(["c"] * ncol) + "}",
+        r"\toprule",
+        "Method & $n$ & " + " & ".join(tex_escape(column_title(c)) for c in table.columns) + r" \\",
+        r"\midrule",
+    ]
+    prev = None
+    for row in table.rows:
+        if prev is not None and row.kind != prev:
+            lines.append(r"\midrule")
+        prev = row.kind
+        vals = [_tex_value(*row.values.get(c, (math.nan, math.nan)), row.kind, b) for c, (_, b) in zip(table.columns, _cells(table, row))]
+        n = "--" if row.n is None else str(row.n)
+        lines.append(" & ".join([tex_escape(row.label), n, *vals]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_frame(table: Table) -> pd.DataFrame:
+    """A tidy frame (one row per table row, numbers not strings), with the group's facts as columns."""
+    k = table.group.key
+    recs = []
+    for row in table.rows:
+        rec: dict[str, Any] = {
+            "search_dataset": k.dataset, "protocol": k.protocol, "benchmark": k.benchmark,
+            "benchmark_fingerprint": k.fingerprint, "epochs": k.epochs,
+            "kind": row.kind, "label": row.label, "method": row.method, "source": row.source, "n": row.n,
+        }  # fmt: skip
+        for c in table.columns:
+            mean, std = row.values.get(c, (math.nan, math.nan))
+            rec[f"{c}_mean"] = mean
+            rec[f"{c}_std"] = std
+        rec["std_ddof"] = STD_DDOF if row.kind == "run" else None
+        recs.append(rec)
+    return pd.DataFrame(recs)
+
+
+# --- found cells -------------------------------------------------------------------------------------------------
+FOUND_COLUMNS = ["label", "method", "seed", "arch", "run_id"]
+
+
+def found_cells(group: Group) -> pd.DataFrame:
+    """Every run's final cell: label, method, seed, arch string, run id and its benchmark test accuracies."""
+    tests = [f"{ds}_test" for ds in group.bench_datasets]
+    return group.runs[FOUND_COLUMNS + tests].reset_index(drop=True)
+
+
+def found_cells_markdown(group: Group) -> str:
+    """The found-cells table of a group in Markdown."""
+    df = found_cells(group)
+    tests = [c for c in df.columns if c.endswith("_test")]
+    head = ["Method", "seed", "found cell", *(column_title(c) for c in tests)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---", "---:", ":---"] + ["---:"] * len(tests)) + "|"]
+    for _, r in df.iterrows():
+        accs = [DASH if _nan(_float(r[c])) else f"{float(r[c]):.2f}" for c in tests]
+        lines.append("| " + " | ".join([_md_escape(r["label"]), str(r["seed"]), f"`{_md_escape(r['arch'])}`", *accs]) + " |")
+    return "\n".join(lines) + "\n"
