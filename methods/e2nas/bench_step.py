@@ -1,0 +1,212 @@
+"""Cost of one E2NAS search step relative to one GDAS step, on the same machine and supernet.
+
+E2NAS step = decoder walk (with autograd to z) + weight step on up to 3 cells (a_t, a_prev, a_bar) + arch step
+(hard straight-through forward/backward, novelty fit and log-likelihood, Adam on z). GDAS step = Gumbel sample +
+weight step on 1 cell + Gumbel sample + arch step. The two are timed interleaved (E2NAS, GDAS, E2NAS, ...) so that
+load from other processes on a shared machine hits both alike; the per-pair ratio's median is the figure to quote.
+
+A step's cost depends on the ops of the cells it trains; E2NAS's z is put at the encoder mean of a random cell
+before each step (with the committed weights that decodes to that cell), so both methods train random cells.
+The E2NAS steps are timed in their most expensive regime: the archive full (novelty active, gamma = 0.5 so both
+terms act) and a_prev set to a_t with one edge changed before every step, so a_t, a_prev and a_bar are three
+distinct cells (3 weight passes; when the search stands still a_prev == a_t and it is 2).
+
+    python -m methods.e2nas.bench_step [--C 16 --N 5 --batch 64 --steps 5 --device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nasbench_suite.config import Protocol
+from nasbench_suite.method import SearchContext
+from nasbench_suite.space import NUM_EDGES, NUM_OPS, sample_cell
+from nasbench_suite.supernet import Supernet, SupernetConfig
+
+from .search import E2NAS, VAE_EXTRA_KEY
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _vae():
+    """The committed autoencoder if present, else an untrained one of the default size (same cost)."""
+    from .vae import DEFAULT_WEIGHTS, GraphVAE, VAEConfig, load_vae
+
+    if DEFAULT_WEIGHTS.exists():
+        model, sha = load_vae(DEFAULT_WEIGHTS)
+        return model, sha, "committed"
+    torch.manual_seed(0)
+    return GraphVAE(VAEConfig()).eval(), "untrained", "untrained (default config; committed weights absent)"
+
+
+def _ctx(C: int, N: int, device: torch.device, vae_entry, seed: int) -> SearchContext:
+    torch.manual_seed(seed)
+    net = Supernet(SupernetConfig(C=C, N=N, num_classes=10)).to(device)
+    return SearchContext(
+        supernet=net,
+        protocol=Protocol(C=C, N=N),
+        device=device,
+        seed=seed,
+        epochs=250,
+        steps_per_epoch=1,
+        rng=np.random.default_rng(seed),
+        w_optimizer=torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, nesterov=True, weight_decay=5e-4),
+        selection_batches=lambda epoch: iter(()),
+        extra={VAE_EXTRA_KEY: vae_entry},
+    )
+
+
+class _InlineGDAS:
+    """GDAS's step (Gumbel hard weights + forward_hard; weight step, then arch step), for when baselines.gdas is
+    not importable."""
+
+    def __init__(self, ctx: SearchContext):
+        self.ctx = ctx
+        self.alpha = torch.nn.Parameter(1e-3 * torch.randn(NUM_EDGES, NUM_OPS, device=ctx.device))
+        self.opt = ctx.arch_adam([self.alpha])
+        self.tau = 10.0
+
+    def _forward(self, x):
+        g = -torch.empty_like(self.alpha).exponential_().log()
+        probs = torch.softmax((self.alpha.log_softmax(1) + g) / self.tau, 1)
+        index = probs.max(-1, keepdim=True)[1]
+        hard = torch.zeros_like(probs).scatter_(-1, index, 1.0)
+        return self.ctx.supernet.forward_hard(x, hard - probs.detach() + probs, index.view(-1))
+
+    def search_step(self, train_batch, valid_batch, epoch, step):
+        x, y = train_batch
+        self.ctx.weight_step(F.cross_entropy(self._forward(x), y), also_clip=(self.alpha,))
+        xv, yv = valid_batch
+        loss = F.cross_entropy(self._forward(xv), yv)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {}
+
+
+def _gdas(ctx: SearchContext):
+    try:
+        from baselines.gdas import GDAS
+    except ImportError:
+        return _InlineGDAS(ctx), "inline"
+    m = GDAS(GDAS.Hparams())
+    m.setup(ctx)
+    m.begin_epoch(0)
+    return m, "baselines.gdas"
+
+
+def bench_step(
+    C: int = 16,
+    N: int = 5,
+    batch_size: int = 64,
+    hw: int = 32,
+    steps: int = 5,
+    warmup: int = 1,
+    device: str = "cpu",
+    seed: int = 0,
+    novelty_reps: int = 200,
+) -> dict[str, Any]:
+    """Time E2NAS and GDAS search steps interleaved; return medians, the ratio and the novelty/decode costs."""
+    dev = torch.device(device)
+    model, sha, vae_kind = _vae()
+    e2 = E2NAS(E2NAS.Hparams(gamma="static:0.5"))
+    e2.setup(_ctx(C, N, dev, (model, sha), seed))
+    e2.begin_epoch(0)
+    rng = np.random.default_rng(seed)
+    for _ in range(e2.hparams.archive_size):  # a full archive: the novelty term is active
+        e2.novelty.append(sample_cell(rng).index)
+    gdas, gdas_kind = _gdas(_ctx(C, N, dev, (model, sha), seed))
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def batch():
+        x = torch.randn(batch_size, 3, hw, hw, generator=gen).to(dev)
+        return x, torch.randint(0, 10, (batch_size,), generator=gen).to(dev)
+
+    t_e2, t_gd, passes = [], [], []
+    for i in range(warmup + steps):
+        # outside the timing: z at the encoder mean of a uniformly random cell (so E2NAS trains random cells, as
+        # GDAS's near-uniform samples do: a step's cost depends on which ops the cell holds), and a_prev sharing all
+        # but one edge with a_t
+        with torch.no_grad():
+            e2.z.copy_(e2._encode_one(sample_cell(rng).index))
+        a_t = e2.derive(0).ops
+        e2.a_prev = a_t[:-1] + ((a_t[-1] + 1) % NUM_OPS,)
+        tb, vb, tb2, vb2 = batch(), batch(), batch(), batch()
+        _sync(dev)
+        t0 = time.perf_counter()
+        out = e2.search_step(tb, vb, 0, i)
+        _sync(dev)
+        t1 = time.perf_counter()
+        gdas.search_step(tb2, vb2, 0, i)
+        _sync(dev)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            t_e2.append(t1 - t0)
+            t_gd.append(t2 - t1)
+            passes.append(out["w_passes"])
+
+    # the pieces: novelty (fit + log-likelihood + backward) and the decoder walk (+ backward), per call
+    def per_call_ms(fn, reps):
+        fn()
+        _sync(dev)
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        _sync(dev)
+        return 1000 * (time.perf_counter() - t) / reps
+
+    def novelty_call():
+        e2.z.grad = None
+        e2.novelty(e2.z).backward()
+
+    def decode_call():
+        e2.z.grad = None
+        _, P = e2.propose()
+        P.sum().backward()
+
+    ratios = [a / b for a, b in zip(t_e2, t_gd)]
+    return {
+        "device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
+        "torch_threads": torch.get_num_threads(),
+        "C": C, "N": N, "batch_size": batch_size, "hw": hw, "steps": steps,
+        "vae": vae_kind, "vae_sha256": sha, "gdas": gdas_kind,
+        "weight_passes_per_e2nas_step": statistics.median(passes),
+        "e2nas_step_ms": 1000 * statistics.median(t_e2),
+        "gdas_step_ms": 1000 * statistics.median(t_gd),
+        "ratio_median_of_pairs": statistics.median(ratios),
+        "ratio_of_medians": statistics.median(t_e2) / statistics.median(t_gd),
+        "ratios": ratios,
+        "novelty_ms": per_call_ms(novelty_call, novelty_reps),
+        "decode_ms": per_call_ms(decode_call, max(novelty_reps // 10, 5)),
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="E2NAS vs GDAS search-step cost")
+    p.add_argument("--C", type=int, default=16)
+    p.add_argument("--N", type=int, default=5)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--hw", type=int, default=32)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+    r = bench_step(a.C, a.N, a.batch, a.hw, a.steps, a.warmup, a.device)
+    print(json.dumps(r, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""``nas-suite e2nas ...``: the E2NAS autoencoder's training command and its gates check.
+
+Registered by the main CLI as the plugin group ``methods.e2nas.cli:e2nas``. Exit status: 0 when all three gates
+pass, 1 when one fails, 2 for a user error (e.g. missing weights file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from nasbench_suite.errors import ConfigError
+
+#: (pass key, label, value key, format, second value key) per gate, as in train_vae.evaluate_gates' report
+_GATES = (
+    ("gate_i_pass", "(i)   argmax-decode(mu(a)) == a", "gate_i_argmax_recon", "{:.4%} of cells, {} failures",
+     "gate_i_failures"),
+    ("gate_ii_pass", "(ii)  mu vectors pairwise distinct", "gate_ii_distinct_mu", "{} distinct, min L2 {:.3g}",
+     "gate_ii_min_pairwise_l2"),
+    ("gate_iii_pass", "(iii) stochastic reconstruction >= 99%", "gate_iii_stochastic_recon", "{:.4%}", None),
+)  # fmt: skip
+
+
+def _print_gates(report: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
+    if report.get("sha256"):
+        click.echo(f"weights: {report.get('out') or report.get('path', '')}  sha256 {report['sha256']}")
+    for ok_key, label, key, fmt, extra in _GATES:
+        values = (report[key],) if extra is None else (report[key], report[extra])
+        click.echo(f"  {'PASS' if report[ok_key] else 'FAIL'}  {label}: {fmt.format(*values)}")
+    click.echo("all gates pass" if report["all_pass"] else "a gate FAILS")
+
+
+@click.group("e2nas")
+def e2nas() -> None:
+    """E2NAS: train the graph autoencoder, check its gates."""
+
+
+@e2nas.command("train-vae")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of initialisation, shuffling and noise")
+@click.option("--hidden", type=int, default=None, help="hidden size (default: the chosen size, see train_vae)")
+@click.option("--epochs", type=int, default=None, help="training epochs (default: see train_vae)")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="output file (default: the committed methods/e2nas/weights/graph_vae.pt)")
+@click.option("--json", "as_json", is_flag=True, help="print the gates report as JSON")
+def train_vae(seed: int, hidden: int | None, epochs: int | None, out: Path | None, as_json: bool) -> None:
+    """Train the autoencoder on all 15,625 cells, save it, and check the three gates (exit 1 if one fails)."""
+    from . import train_vae as tv
+
+    report = tv.train_vae_command(
+        seed,
+        tv.DEFAULT_HIDDEN if hidden is None else hidden,
+        tv.DEFAULT_EPOCHS if epochs is None else epochs,
+        tv.DEFAULT_WEIGHTS if out is None else out,
+    )
+    _print_gates(report, as_json)
+    if not report["all_pass"]:
+        sys.exit(1)
+
+
+@e2nas.command("gates")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="weights file (default: the committed one)")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of gate (iii)'s sampling")
+@click.option("--json", "as_json", is_flag=True, help="print the gates report as JSON")
+def gates(weights: Path | None, seed: int, as_json: bool) -> None:
+    """Check the three gates on the committed (or given) autoencoder weights (exit 1 if one fails)."""
+    from .train_vae import evaluate_gates
+    from .vae import DEFAULT_WEIGHTS, load_vae
+
+    path = DEFAULT_WEIGHTS if weights is None else weights
+    if not path.exists():
+        raise ConfigError(f"autoencoder weights {path} not found: run `nas-suite e2nas train-vae` first")
+    try:
+        model, sha = load_vae(path)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same user-facing error
+        raise ConfigError(f"cannot read autoencoder weights {path}: {e}") from None
+    report = {"path": str(path), "sha256": sha, "config": dataclasses.asdict(model.config)}
+    report.update(evaluate_gates(model, seed=seed))
+    _print_gates(report, as_json)
+    if not report["all_pass"]:
+        sys.exit(1)

@@ -1,0 +1,377 @@
+"""E2NAS search (methods/e2nas/search.py and its parts): complementation, gamma schedules, the novelty term, the
+gradient paths of [ours] and of the official switches, labels and grids. Tiny supernet and an untrained tiny VAE:
+the mechanics do not need the committed weights."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from methods.e2nas.complement import complementary_cell, weight_terms
+from methods.e2nas.novelty import ArchiveNovelty, fit_gennorm, gennorm_logpdf_mean
+from methods.e2nas.schedules import gamma_at, parse_gamma
+from methods.e2nas.search import E2NAS, OFFICIAL_SWITCHES, VAE_EXTRA_KEY
+from methods.e2nas.vae import GraphVAE, VAEConfig
+from nasbench_suite.config import Protocol, RunSpec, load_preset, resolve
+from nasbench_suite.errors import ConfigError
+from nasbench_suite.method import SearchContext, get_method
+from nasbench_suite.space import NUM_EDGES, NUM_OPS, Cell
+from nasbench_suite.supernet import Supernet, SupernetConfig
+
+
+# -- fixtures -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_vae() -> GraphVAE:
+    torch.manual_seed(123)
+    return GraphVAE(VAEConfig(hidden=8, nz=30)).eval()
+
+
+def make_ctx(vae: GraphVAE, seed: int = 0, epochs: int = 4) -> SearchContext:
+    torch.manual_seed(seed)
+    net = Supernet(SupernetConfig(C=4, N=1, num_classes=10))
+    return SearchContext(
+        supernet=net,
+        protocol=Protocol(),
+        device=torch.device("cpu"),
+        seed=seed,
+        epochs=epochs,
+        steps_per_epoch=3,
+        rng=np.random.default_rng(seed),
+        w_optimizer=torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9),
+        selection_batches=lambda epoch: iter(()),
+        extra={VAE_EXTRA_KEY: (vae, "0" * 64)},
+    )
+
+
+def make_method(vae: GraphVAE, **hp) -> E2NAS:
+    m = E2NAS(E2NAS.Hparams(**hp))
+    m.setup(make_ctx(vae))
+    m.begin_epoch(0)
+    return m
+
+
+def batch(seed: int, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, 16, 16, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+# -- complementation --------------------------------------------------------------------------------------------
+def test_complementary_cell_changes_exactly_the_unchanged_edges():
+    rng = np.random.default_rng(0)
+    seen_ops = set()
+    for _ in range(300):
+        a_prev = tuple(int(o) for o in rng.integers(0, NUM_OPS, NUM_EDGES))
+        # a_t agrees with a_prev on a random subset of edges
+        a_t = tuple(p if rng.random() < 0.5 else int((p + rng.integers(1, NUM_OPS)) % NUM_OPS) for p in a_prev)
+        a_bar = complementary_cell(a_prev, a_t, rng)
+        for e in range(NUM_EDGES):
+            if a_prev[e] == a_t[e]:
+                assert a_bar[e] != a_prev[e]
+                seen_ops.add((a_prev[e], a_bar[e]))
+            else:
+                assert a_bar[e] == a_t[e]
+    # every op other than a_prev[e] is reachable (uniform over the 4 others)
+    assert {b for p, b in seen_ops if p == 0} == {1, 2, 3, 4}
+    assert {b for p, b in seen_ops if p == 4} == {0, 1, 2, 3}
+
+
+def test_complementary_cell_draws_a_fixed_amount_from_the_generator():
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    complementary_cell((0,) * 6, (0,) * 6, r1)  # all edges agree
+    complementary_cell((0,) * 6, (1,) * 6, r2)  # none agree
+    assert r1.integers(1 << 30) == r2.integers(1 << 30)
+
+
+def test_weight_terms_merge_equal_cells_and_keep_the_total_weight():
+    a, b, c = (0,) * 6, (1,) * 6, (2,) * 6
+    assert weight_terms(a, b, c, 0.5) == [(a, 0.5), (b, 0.25), (c, 0.25)]
+    assert dict(weight_terms(a, a, c, 0.5)) == {a: 0.75, c: 0.25}  # first step: a_prev = a_t
+    assert weight_terms(a, b, c, 0.0) == [(a, 1.0)]
+    for eps in (0.25, 0.75):
+        assert math.isclose(sum(w for _, w in weight_terms(a, b, a, eps)), 1.0)
+
+
+# -- gamma schedules --------------------------------------------------------------------------------------------
+def test_sigmoid_schedule_values():
+    assert round(gamma_at("sig:10", 0, 250), 5) == 0.99995
+    assert gamma_at("sig:10", 125, 250) == pytest.approx(0.5, abs=1e-12)
+    assert gamma_at("sig:10", 249, 250) < 1e-4
+    g = [gamma_at("sig:5", k, 100) for k in range(100)]
+    assert all(x > y for x, y in zip(g, g[1:]))  # explore first, then exploit
+
+
+def test_static_schedule_and_parse_errors():
+    assert [gamma_at("static:0.1", k, 250) for k in (0, 100, 249)] == [0.1, 0.1, 0.1]
+    assert str(parse_gamma("SIG:20")) == "sig:20"
+    for bad in ("linear:1", "static", "static:1.5", "sig:0", "sig:x"):
+        with pytest.raises(ValueError):
+            parse_gamma(bad)
+
+
+# -- novelty ----------------------------------------------------------------------------------------------------
+def test_fit_recovers_gaussian_and_laplace_shapes():
+    torch.manual_seed(0)
+    gauss = 2.0 + 0.5 * torch.randn(20000, 2, dtype=torch.float64)
+    lap = torch.distributions.Laplace(torch.tensor(-1.0), torch.tensor(3.0)).sample((20000, 2)).double()
+    fg, fl = fit_gennorm(gauss), fit_gennorm(lap)
+    assert torch.allclose(fg.shape, torch.full((2,), 2.0, dtype=torch.float64), atol=0.1)
+    assert torch.allclose(fg.loc, torch.full((2,), 2.0, dtype=torch.float64), atol=0.02)
+    # a Gaussian's generalized-normal scale is sqrt(2) sigma
+    assert torch.allclose(fg.scale, torch.full((2,), 0.5 * math.sqrt(2), dtype=torch.float64), rtol=0.03)
+    assert torch.allclose(fl.shape, torch.full((2,), 1.0, dtype=torch.float64), atol=0.08)
+    assert torch.allclose(fl.scale, torch.full((2,), 3.0, dtype=torch.float64), rtol=0.05)
+
+
+def test_logpdf_matches_the_generalized_normal_density():
+    fit = fit_gennorm(torch.randn(50, 3, dtype=torch.float64))
+    z = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
+    b, loc, s = fit
+    ref = (b / (2 * s * torch.exp(torch.lgamma(1 / b))) * torch.exp(-((z - loc).abs() / s) ** b)).log().mean()
+    assert torch.allclose(gennorm_logpdf_mean(z, fit), ref)
+
+
+def test_novelty_is_larger_inside_the_archive_cloud_and_has_a_gradient():
+    torch.manual_seed(0)
+    table = torch.randn(200, 5)  # stand-in encoder means: cell i -> table[i]
+    nov = ArchiveNovelty(lambda i: table[i], nz=5, size=50)
+    z = torch.zeros(5, requires_grad=True)
+    for i in range(49):
+        nov.append(i)
+        assert float(nov(z)) == 0.0  # not full yet
+    nov.append(49)
+    inside = table[:50].mean(0).requires_grad_()
+    far = (table[:50].mean(0) + 10.0).requires_grad_()
+    n_in, n_far = nov(inside), nov(far)
+    assert n_in.item() > n_far.item() + 5.0
+    (g,) = torch.autograd.grad(n_far, far)
+    assert g.abs().sum() > 0 and torch.isfinite(g).all()
+    # minimising N moves z further out: the gradient points back towards the cloud
+    assert float((g * (far.detach() - table[:50].mean(0))).sum()) < 0
+    # constant-novelty (official) variant: same value, no gradient
+    z2 = far.detach().clone().requires_grad_()
+    n_const = nov(z2, grad=False)
+    assert n_const.item() == pytest.approx(n_far.item()) and not n_const.requires_grad
+    # FIFO: the 51st cell replaces the oldest
+    nov.append(60)
+    assert nov.archived()[0] == 1 and nov.archived()[-1] == 60 and len(nov.archived()) == 50
+
+
+def test_novelty_of_a_collapsed_archive_stays_finite():
+    nov = ArchiveNovelty(lambda i: torch.ones(4), nz=4, size=3, min_scale=0.1)
+    for _ in range(3):
+        nov.append(7)
+    z = torch.full((4,), 1.5, requires_grad=True)
+    val = nov(z)
+    val.backward()
+    assert torch.isfinite(val) and torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+
+
+# -- the method: gradient paths ----------------------------------------------------------------------------------
+def test_ours_arch_step_moves_z_through_the_validation_loss_and_the_decoder(tiny_vae):
+    m = make_method(tiny_vae, gamma="static:0")
+    for p in m.vae.parameters():  # only to observe the path; the method freezes them
+        p.requires_grad_(True)
+    a_t, P = m.propose()
+    assert P.requires_grad and P.shape == (NUM_EDGES, NUM_OPS)
+    assert torch.allclose(P.sum(-1), torch.ones(NUM_EDGES))  # decoder probabilities, one row per edge
+    assert a_t == m.derive(0).ops
+    loss, logs = m.arch_loss(*batch(1), a_t, P)
+    loss.backward()
+    assert m.z.grad is not None and m.z.grad.abs().sum() > 0
+    # the path runs through the decoder (its type head receives gradient), not around it
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.vae.type_head.parameters())
+    # and through the whole step: gamma = 0, so only L_val acts, and z moves
+    m2 = make_method(tiny_vae, gamma="static:0")
+    z0 = m2.z.detach().clone()
+    out = m2.search_step(batch(2), batch(3), 0, 0)
+    assert m2.z.grad.abs().sum() > 0 and not torch.equal(z0, m2.z.detach())
+    assert out["arch_loss"] == pytest.approx(out["valid_loss"]) and out["novelty"] == 0.0
+
+
+def test_setup_freezes_the_vae(tiny_vae):
+    m = make_method(tiny_vae)
+    assert not m.vae.training and not any(p.requires_grad for p in m.vae.parameters())
+    assert m.arch_parameters() == [m.z] and m.z.shape == (30,) and float(m.z.abs().max()) < 0.01
+
+
+def _weight_grads(m: E2NAS, x, y, cells) -> list[torch.Tensor]:
+    net = m.ctx.supernet
+    net.zero_grad(set_to_none=True)
+    loss, _, _ = m.weight_loss(x, y, *cells)
+    loss.backward()
+    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in net.parameters()]
+
+
+def _current_only_grads(m: E2NAS, x, y, a_t, scale) -> list[torch.Tensor]:
+    net = m.ctx.supernet
+    net.zero_grad(set_to_none=True)
+    (scale * F.cross_entropy(net.forward_cell(x, Cell(a_t)), y)).backward()
+    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in net.parameters()]
+
+
+def test_official_nograd_complement_leaves_only_the_current_cell_gradient(tiny_vae):
+    x, y = batch(4)
+    a_t, a_prev = (3, 2, 3, 1, 3, 4), (3, 2, 1, 1, 0, 4)
+    a_bar = complementary_cell(a_prev, a_t, np.random.default_rng(0))
+    assert len({a_t, a_prev, a_bar}) == 3
+    eps = 0.5
+    off = make_method(tiny_vae, eps=eps, official_nograd_complement=True)
+    g_off = _weight_grads(off, x, y, (a_t, a_prev, a_bar))
+    g_cur = _current_only_grads(off, x, y, a_t, 1 - eps)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g_off, g_cur))
+    # [ours]: the complement terms do reach the weights
+    ours = make_method(tiny_vae, eps=eps)
+    ours.ctx.supernet.load_state_dict(off.ctx.supernet.state_dict())
+    g_ours = _weight_grads(ours, x, y, (a_t, a_prev, a_bar))
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g_ours, g_cur))
+    # ... and equal the three-term formula
+    net = ours.ctx.supernet
+    net.zero_grad(set_to_none=True)
+    ce = lambda c: F.cross_entropy(net.forward_cell(x, Cell(c)), y)  # noqa: E731
+    ((1 - eps) * ce(a_t) + eps / 2 * (ce(a_prev) + ce(a_bar))).backward()
+    g_ref = [p.grad if p.grad is not None else torch.zeros_like(p) for p in net.parameters()]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g_ours, g_ref))
+
+
+def test_eps_zero_is_the_plain_update(tiny_vae):
+    m = make_method(tiny_vae, eps=0.0)
+    x, y = batch(5)
+    a_t = (3, 3, 3, 3, 3, 3)
+    loss, _, passes = m.weight_loss(x, y, a_t, (1,) * 6, (2,) * 6)
+    assert passes == 1
+    assert torch.allclose(loss, F.cross_entropy(m.ctx.supernet.forward_cell(x, Cell(a_t)), y))
+
+
+def test_official_softmax_st_gradient_goes_through_softmax_z_not_the_decoder(tiny_vae):
+    m = make_method(tiny_vae, official_softmax_st=True, gamma="static:0")
+    with torch.no_grad():
+        m.z.copy_(torch.randn(30))
+    for p in m.vae.parameters():
+        p.requires_grad_(True)
+    a_t, P = m.propose()
+    assert torch.allclose(P, torch.softmax(m.z.detach(), 0).view(6, 5))
+    xv, yv = batch(6)
+    loss, _ = m.arch_loss(xv, yv, a_t, P)
+    loss.backward()
+    assert m.z.grad.abs().sum() > 0
+    assert all(p.grad is None for p in m.vae.parameters())
+    # the same gradient from a hand-built softmax straight-through forward
+    z = m.z.detach().clone().requires_grad_()
+    Pz = torch.softmax(z, 0).view(6, 5)
+    H = F.one_hot(torch.tensor(a_t), 5).float() - Pz.detach() + Pz
+    F.cross_entropy(m.ctx.supernet.forward_hard(xv, H, a_t), yv).backward()
+    assert torch.allclose(z.grad, m.z.grad, atol=1e-7)
+
+
+def test_softmax_st_needs_nz_30():
+    vae = GraphVAE(VAEConfig(hidden=8, nz=8))
+    with pytest.raises(ConfigError, match="nz = 30"):
+        make_method(vae, official_softmax_st=True)
+
+
+def test_stochastic_decode_is_seeded_and_gives_a_valid_cell(tiny_vae):
+    m = make_method(tiny_vae, official_stochastic_decode=True, decode_samples=5)
+    with torch.no_grad():
+        m.z.copy_(torch.randn(30))
+    torch.manual_seed(3)
+    a1, P1 = m.propose()
+    torch.manual_seed(3)
+    a2, _ = m.propose()
+    assert a1 == a2 and Cell(a1)
+    assert torch.allclose(P1.sum(-1), torch.ones(6))  # decoder probabilities along the sampled path
+    assert m.derive(2) == m.derive(2)  # derive's own generator: repeatable, no global RNG consumed
+    state = torch.get_rng_state()
+    m.derive(3)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_reset_prev_and_full_step_state_roundtrip(tiny_vae):
+    m = make_method(tiny_vae, archive_size=2, official_reset_prev=True)
+    for s in range(3):
+        m.search_step(batch(10 + s), batch(20 + s), 0, s)
+    assert m.a_prev is not None and m.novelty.full
+    state = m.state_dict()
+    m.begin_epoch(1)
+    assert m.a_prev is None
+    fresh = make_method(tiny_vae, archive_size=2)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.z, m.z) and fresh.a_prev == tuple(state["a_prev"])
+    assert fresh.novelty.archived() == m.novelty.archived()
+    assert torch.equal(fresh.novelty.fit().loc, m.novelty.fit().loc)
+
+
+# -- labels, grids, config --------------------------------------------------------------------------------------
+def test_variant_labels():
+    label = lambda **hp: E2NAS(E2NAS.Hparams(**hp)).variant()  # noqa: E731
+    assert label() == "E2NAS"
+    assert label(official=True) == "E2NAS (official code)"
+    assert label(**{k: True for k in OFFICIAL_SWITCHES}) == "E2NAS (official code)"
+    assert label(official_nograd_novelty=True) == "E2NAS (no-grad novelty)"
+    two = label(official_softmax_st=True, official_reset_prev=True)
+    assert two.startswith("E2NAS (") and "softmax" in two and "reset" in two and two != "E2NAS (official code)"
+    # the shortcut wins over individual switches
+    assert label(official=True, official_softmax_st=False) == "E2NAS (official code)"
+
+
+def test_grids_have_the_right_points():
+    g = E2NAS.grids
+    assert [p["gamma"] for p in g["gamma"]] == [
+        "static:0", "static:0.1", "static:0.5", "static:0.9", "sig:1", "sig:5", "sig:10", "sig:20",
+    ]  # fmt: skip
+    assert [float(p["eps"]) for p in g["eps"]] == [0, 0.25, 0.5, 0.75]
+    assert g["official"] == [{"official": "false"}, {"official": "true"}]
+    for points in g.values():  # every point resolves to valid hparams
+        for point in points:
+            resolve(RunSpec("e2nas", 0, "quick", tuple(point.items())), E2NAS.Hparams, "e2nas")
+
+
+def test_registry_presets_and_bad_settings():
+    assert get_method("e2nas") is E2NAS
+    cfg = resolve(RunSpec("e2nas", 0, "nb201"), E2NAS.Hparams, "e2nas")
+    assert cfg.protocol.epochs == 250 and cfg.hparams.eps == 0.5 and cfg.hparams.gamma == "sig:10"
+    assert load_preset("nb201")["methods"]["e2nas"]["epochs"] == 250
+    for bad in (("gamma", "cosine:3"), ("eps", "1.5"), ("archive_size", "1")):
+        with pytest.raises(ConfigError):
+            resolve(RunSpec("e2nas", 0, "quick", (bad,)), E2NAS.Hparams, "e2nas")
+
+
+# -- CLI ----------------------------------------------------------------------------------------------------------
+def test_cli_train_vae_exit_status_follows_the_gates(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from methods.e2nas import train_vae as tv
+    from methods.e2nas.cli import e2nas
+
+    calls = []
+    report = {
+        "sha256": "ab" * 32, "out": str(tmp_path / "v.pt"),
+        "gate_i_pass": True, "gate_i_argmax_recon": 1.0, "gate_i_failures": 0,
+        "gate_ii_pass": True, "gate_ii_distinct_mu": 15625, "gate_ii_min_pairwise_l2": 0.1,
+        "gate_iii_pass": True, "gate_iii_stochastic_recon": 0.995, "all_pass": True,
+    }  # fmt: skip
+
+    def fake(seed, hidden, epochs, out):
+        calls.append((seed, hidden, epochs, out))
+        return dict(report)
+
+    monkeypatch.setattr(tv, "train_vae_command", fake)
+    out = tmp_path / "v.pt"
+    r = CliRunner().invoke(e2nas, ["train-vae", "--seed", "3", "--hidden", "32", "--epochs", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert calls == [(3, 32, 2, out)] and "PASS" in r.output and "FAIL" not in r.output
+    report.update(gate_iii_pass=False, gate_iii_stochastic_recon=0.9, all_pass=False)
+    r = CliRunner().invoke(e2nas, ["train-vae", "--out", str(out)])
+    assert r.exit_code == 1 and "FAIL  (iii)" in r.output
+
+
+def test_cli_gates_on_missing_weights_is_a_user_error(tmp_path):
+    from click.testing import CliRunner
+
+    from methods.e2nas.cli import e2nas
+
+    r = CliRunner().invoke(e2nas, ["gates", "--weights", str(tmp_path / "none.pt")])
+    assert r.exit_code != 0 and isinstance(r.exception, ConfigError)
