@@ -51,6 +51,8 @@ class SearchContext:
     ``rng`` is the method's numpy generator for discrete sampling (checkpointed by the runner); torch's global RNG
     (also checkpointed) serves tensor noise. ``selection_batches(epoch)`` yields validation batches for candidate
     scoring from a stream seeded by (seed, epoch), so deriving a cell never perturbs the search itself.
+    ``extra["valid_stream"]`` (set by the runner) is the run's validation stream, the one ``search_step``'s
+    ``valid_batch`` comes from, for methods that need more validation batches (ENAS's controller phase).
     """
 
     supernet: Supernet
@@ -64,15 +66,20 @@ class SearchContext:
     selection_batches: Callable[[int], Iterator[Batch]]
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def weight_step(self, loss: torch.Tensor, also_clip: tuple[torch.Tensor, ...] = ()) -> None:
+    def weight_step(
+        self, loss: torch.Tensor, also_clip: tuple[torch.Tensor, ...] = (), keep_also_clip_grads: bool = False
+    ) -> None:
         """Backward ``loss`` into the supernet weights, clip (protocol's grad_clip) and take one SGD step.
 
         ``also_clip``: tensors whose gradients enter the clipping norm too. The reference scripts clip
         ``network.parameters()``, which includes the arch parameters (their gradient from this backward is
         discarded by the arch optimiser's zero_grad, but it changes the weights' clip factor).
+        ``keep_also_clip_grads``: do not clear those tensors' gradients first, so this backward accumulates onto
+        them - what the reference does, since its ``w_optimizer.zero_grad()`` leaves the arch gradient of the
+        previous arch step in place (the method must then checkpoint that gradient for an exact resume).
         """
         self.w_optimizer.zero_grad(set_to_none=True)
-        for t in also_clip:
+        for t in also_clip if not keep_also_clip_grads else ():
             t.grad = None
         loss.backward()
         nn.utils.clip_grad_norm_([*self.supernet.parameters(), *also_clip], self.protocol.grad_clip)

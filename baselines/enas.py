@@ -1,0 +1,188 @@
+"""ENAS (Pham et al., ICML 2018, "Efficient neural architecture search via parameter sharing"), as NB201's ENAS
+script runs it.
+
+* Controller: xautodl's ``Controller`` - a 2-layer LSTM (hidden 32) that emits one op per edge in the official edge
+  order; logits ``tanh_constant * tanh(W h / temperature)``; the next input is the embedding of the sampled op.
+* Shared weights (the epoch's steps): one controller sample per train batch (no gradient into the controller), one
+  SGD step with the protocol's clip. ENAS's own LR schedule (0.05 -> 0.0005, cosine with T_max = 10), weight decay
+  2.5e-4 and batch 128 are protocol values, in the presets' ``methods: enas`` sections.
+* Controller phase, once per epoch after the shared-weight steps (:meth:`end_epoch`, where the script calls
+  ``train_controller``): ``controller_steps`` x ``controller_aggregate`` samples, each rewarded with its top-1
+  accuracy (fraction) on the next batch of the run's validation stream, shared network in eval mode, plus
+  ``entropy_weight`` x the sample's entropy. REINFORCE loss ``-log_prob * (reward - baseline)`` averaged over
+  ``controller_aggregate`` samples, then clip ``controller_clip`` and one Adam step.
+  The baseline is the script's: within an epoch every sample uses ``b = B - (1 - decay) * (B - reward)`` where
+  ``B`` is the value carried over from the previous epoch (the last sample's ``b``); in the first epoch ``B`` does
+  not exist and ``b`` is the sample's own accuracy (so the first epoch only follows the entropy term). Reward and
+  baseline carry the entropy's gradient, as in the script.
+* Derived cell: ``epoch_samples`` (10) controller samples each scored on one selection batch, the best; at the last
+  epoch ``select_candidates`` (100), the script's final ``controller_num_samples``. Samples for selection come from
+  a generator seeded by (seed, epoch), so deriving never changes the search (the script draws them from the global
+  RNG).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.distributions.categorical import Categorical
+
+from nasbench_suite.method import OneShotMethod, ce_and_acc, register
+from nasbench_suite.space import NUM_EDGES, NUM_OPS, Cell
+
+
+class Controller(nn.Module):
+    """The ENAS LSTM controller of NB201 (same parameters, names and initialisation as xautodl's)."""
+
+    def __init__(
+        self,
+        num_edge: int = NUM_EDGES,
+        num_ops: int = NUM_OPS,
+        lstm_size: int = 32,
+        lstm_num_layers: int = 2,
+        tanh_constant: float = 2.5,
+        temperature: float = 5.0,
+    ):
+        super().__init__()
+        self.num_edge, self.num_ops = num_edge, num_ops
+        self.tanh_constant, self.temperature = tanh_constant, temperature
+        self.input_vars = nn.Parameter(torch.empty(1, 1, lstm_size))
+        self.w_lstm = nn.LSTM(input_size=lstm_size, hidden_size=lstm_size, num_layers=lstm_num_layers)
+        self.w_embd = nn.Embedding(num_ops, lstm_size)
+        self.w_pred = nn.Linear(lstm_size, num_ops)
+        for p in (self.input_vars, self.w_lstm.weight_hh_l0, self.w_lstm.weight_ih_l0, self.w_embd.weight,
+                  self.w_pred.weight):  # fmt: skip
+            nn.init.uniform_(p, -0.1, 0.1)
+
+    def forward(
+        self, generator: torch.Generator | None = None, actions: list[int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Sample a cell: (sum of log-probs, sum of entropies, op per edge).
+
+        Without ``generator`` the ops are drawn like ``Categorical.sample`` from torch's global RNG (the
+        reference's draw); with one, from that CPU generator; with ``actions``, those ops are scored instead.
+        """
+        inputs, hidden = self.input_vars, None
+        log_probs, entropies, arch = [], [], []
+        for e in range(self.num_edge):
+            out, hidden = self.w_lstm(inputs, hidden)
+            logits = self.tanh_constant * torch.tanh(self.w_pred(out) / self.temperature)
+            dist = Categorical(logits=logits)
+            if actions is not None:
+                op = torch.tensor([[int(actions[e])]], device=logits.device)
+            elif generator is not None:
+                probs = dist.probs.detach().reshape(-1, self.num_ops).cpu()
+                op = torch.multinomial(probs, 1, True, generator=generator).view(1, 1).to(logits.device)
+            else:
+                op = dist.sample()
+            arch.append(int(op.item()))
+            log_probs.append(dist.log_prob(op).view(-1))
+            entropies.append(dist.entropy().view(-1))
+            inputs = self.w_embd(op)
+        return torch.cat(log_probs).sum(), torch.cat(entropies).sum(), arch
+
+
+@register("enas")
+class ENAS(OneShotMethod):
+    display_name = "ENAS"
+
+    @dataclass(frozen=True)
+    class Hparams:
+        controller_steps: int = 50  # controller updates per epoch
+        controller_aggregate: int = 20  # samples averaged per update
+        entropy_weight: float = 1e-4
+        baseline_decay: float = 0.99
+        controller_lr: float = 1e-3
+        controller_betas: tuple[float, float] = (0.0, 0.999)
+        controller_eps: float = 1e-3
+        controller_weight_decay: float = 0.0  # NB201's ENAS.config has none; NATS-Bench's unified script 1e-3
+        controller_clip: float = 5.0
+        lstm_size: int = 32
+        lstm_layers: int = 2
+        tanh_constant: float = 2.5
+        temperature: float = 5.0
+        epoch_samples: int = 10  # candidates for the per-epoch cell; the last epoch uses select_candidates
+
+    def setup(self, ctx):
+        super().setup(ctx)
+        h = self.hparams
+        self.controller = Controller(NUM_EDGES, NUM_OPS, h.lstm_size, h.lstm_layers, h.tanh_constant, h.temperature)
+        self.controller.to(ctx.device)
+        self.c_optimizer = torch.optim.Adam(
+            self.controller.parameters(),
+            lr=h.controller_lr,
+            betas=tuple(float(b) for b in h.controller_betas),
+            eps=h.controller_eps,
+            weight_decay=h.controller_weight_decay,
+        )
+        self.baseline: float | None = None
+
+    def arch_parameters(self):
+        return list(self.controller.parameters())
+
+    def search_step(self, train_batch, valid_batch, epoch, step):
+        with torch.no_grad():
+            _, _, arch = self.controller()
+        x, y = train_batch
+        loss, acc = ce_and_acc(self.ctx.supernet.forward_cell(x, Cell(tuple(arch))), y)
+        self.ctx.weight_step(loss)
+        return {"train_loss": loss.item(), "train_acc": acc}
+
+    def reinforce_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        """One controller sample's REINFORCE loss (not yet divided by the aggregate); returns (loss, b, acc)."""
+        log_prob, entropy, arch = self.controller()
+        with torch.no_grad():
+            logits = self.ctx.supernet.forward_cell(x, Cell(tuple(arch)))
+            acc = (logits.argmax(1) == y).float().sum().mul_(100.0 / y.numel()).div_(100)
+        reward = acc + self.hparams.entropy_weight * entropy
+        if self.baseline is None:
+            baseline = acc
+        else:
+            baseline = self.baseline - (1 - self.hparams.baseline_decay) * (self.baseline - reward)
+        return -log_prob * (reward - baseline), float(baseline.item()), float(acc.item())
+
+    def end_epoch(self, epoch: int) -> None:
+        h, net = self.hparams, self.ctx.supernet
+        try:
+            stream = self.ctx.extra["valid_stream"]
+        except KeyError:
+            raise RuntimeError("ENAS needs the run's validation stream in ctx.extra['valid_stream']") from None
+        was_training = net.training
+        net.eval()
+        self.controller.train()
+        self.c_optimizer.zero_grad(set_to_none=True)
+        last_baseline = self.baseline
+        for step in range(h.controller_steps * h.controller_aggregate):
+            x, y = next(stream)
+            loss, last_baseline, _ = self.reinforce_loss(x, y)
+            (loss / h.controller_aggregate).backward()
+            if (step + 1) % h.controller_aggregate == 0:
+                nn.utils.clip_grad_norm_(self.controller.parameters(), h.controller_clip)
+                self.c_optimizer.step()
+                self.c_optimizer.zero_grad(set_to_none=True)
+        self.baseline = last_baseline
+        net.train(was_training)
+
+    def derive(self, epoch: int) -> Cell:
+        n = self.ctx.protocol.select_candidates if epoch >= self.ctx.epochs - 1 else self.hparams.epoch_samples
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(int(np.random.SeedSequence([self.ctx.seed, epoch, 0xE4A5]).generate_state(1)[0]))
+        with torch.no_grad():
+            cells = [Cell(tuple(self.controller(generator=gen)[2])) for _ in range(max(1, n))]
+        scores = self.score_cells(cells, self.ctx.selection_batches(epoch))
+        return cells[int(np.argmax(scores))]
+
+    def state_dict(self):
+        return {
+            "controller": self.controller.state_dict(),
+            "c_optimizer": self.c_optimizer.state_dict(),
+            "baseline": self.baseline,
+        }
+
+    def load_state_dict(self, state):
+        self.controller.load_state_dict(state["controller"])
+        self.c_optimizer.load_state_dict(state["c_optimizer"])
+        self.baseline = state["baseline"]

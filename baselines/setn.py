@@ -1,0 +1,99 @@
+"""SETN (Dong & Yang, ICCV 2019, "One-shot neural architecture search via self-evaluated template network"), as
+NB201's SETN script runs it.
+
+Each step:
+  * weight step on the train batch through ONE uniformly random cell for the whole network (the script's
+    ``dync_genotype(True)`` + ``set_cal_mode("dynamic")``: every op on every edge uniform, ``none`` included, no
+    rejection). The script's ``forward_urs`` mode (a new cell per search layer, redrawn per node until one input op
+    is not ``none``) is commented out there; it is available as ``weight_sampling=urs``. Like the script, the
+    weight step does NOT clip gradients (``clip_weight_grads=true`` applies the protocol's clip);
+  * arch step on the valid batch through the softmax mixture of all ops on every edge (the script's "joint" mode,
+    the same forward as DARTS), one Adam step on alpha.
+
+Selection (every epoch, and so at the end): rank all 15,625 cells by the sum over edges of ``log_softmax(alpha)``,
+keep the top ``select_candidates`` (100), score each on ONE validation batch of ``select_batch_size`` (512) with the
+shared weights (eval mode), take the best (first best on ties, as ``np.argmax``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nasbench_suite.method import ce_and_acc, register
+from nasbench_suite.space import EDGES, NUM_NODES, NUM_OPS, Cell, all_ops_array, sample_cell
+
+from .darts_v1 import AlphaMethod
+
+_NONE = 0
+
+
+def sample_urs_cell(rng: np.random.Generator) -> Cell:
+    """The reference's ``forward_urs`` draw for one cell: per node, its input ops uniform, redrawn while all are
+    ``none``."""
+    ops = [0] * len(EDGES)
+    for i in range(1, NUM_NODES):
+        edges = [e for e, (dst, _) in enumerate(EDGES) if dst == i]
+        while True:
+            picks = rng.integers(0, NUM_OPS, size=len(edges))
+            if (picks != _NONE).any():
+                break
+        for e, o in zip(edges, picks):
+            ops[e] = int(o)
+    return Cell(tuple(ops))
+
+
+def top_cells_by_log_prob(alpha: torch.Tensor, k: int) -> list[Cell]:
+    """The ``k`` cells with the largest summed ``log_softmax(alpha)`` (stable order on ties)."""
+    logp = torch.log_softmax(alpha.detach().float(), -1).cpu().numpy()
+    ops = all_ops_array()
+    scores = logp[np.arange(logp.shape[0])[None, :], ops].sum(1)
+    order = np.argsort(-scores, kind="stable")[: max(0, min(k, len(ops)))]
+    return [Cell(tuple(int(o) for o in ops[i])) for i in order]
+
+
+@register("setn")
+class SETN(AlphaMethod):
+    display_name = "SETN"
+
+    @dataclass(frozen=True)
+    class Hparams:
+        #: "dynamic" = one uniform cell per step (the script); "urs" = one cell per search layer, the
+        #: reference's forward_urs (commented out in the script)
+        weight_sampling: str = "dynamic"
+        #: the script's SETN weight step does not clip; true applies the protocol's grad_clip
+        clip_weight_grads: bool = False
+
+        def __post_init__(self):
+            if self.weight_sampling not in ("dynamic", "urs"):
+                raise ValueError(f"weight_sampling must be 'dynamic' or 'urs', got {self.weight_sampling!r}")
+
+    def sample_weight_cells(self) -> Cell | list[Cell]:
+        rng = self.ctx.rng
+        if self.hparams.weight_sampling == "urs":
+            return [sample_urs_cell(rng) for _ in range(self.ctx.supernet.num_search_cells)]
+        return sample_cell(rng)
+
+    def search_step(self, train_batch, valid_batch, epoch, step):
+        ctx, net = self.ctx, self.ctx.supernet
+        x, y = train_batch
+        loss, acc = ce_and_acc(net.forward_cell(x, self.sample_weight_cells()), y)
+        if self.hparams.clip_weight_grads:
+            ctx.weight_step(loss)
+        else:
+            ctx.w_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            ctx.w_optimizer.step()
+        xv, yv = valid_batch
+        arch_loss, arch_acc = ce_and_acc(net.forward_mixture(xv, torch.softmax(self.alpha, -1)), yv)
+        self.a_optimizer.zero_grad(set_to_none=True)
+        (self.alpha.grad,) = torch.autograd.grad(arch_loss, [self.alpha])
+        self.a_optimizer.step()
+        return {"train_loss": loss.item(), "train_acc": acc, "valid_loss": arch_loss.item(), "valid_acc": arch_acc}
+
+    def derive(self, epoch: int) -> Cell:
+        cells = top_cells_by_log_prob(self.alpha, self.ctx.protocol.select_candidates)
+        scores = self.score_cells(cells, self.ctx.selection_batches(epoch))
+        return cells[int(np.argmax(scores))]
