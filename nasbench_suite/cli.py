@@ -54,8 +54,20 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="rerun runs that are already stored")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @click.option("--json", "as_json", is_flag=True, help="print the outcomes as JSON")
+@click.option("--executor", type=click.Choice(["inprocess", "local", "slurm", "submitit-local"]), default=None,
+              help="where runs execute: inprocess (default for --workers 1), local (a pool of --workers processes, "
+                   "one GPU each; default for --workers > 1), slurm (one job per run, a job array), "
+                   "submitit-local (the slurm path run on this machine, for checking a setup)")
+@click.option("--partition", default=None, help="slurm: partition to submit to")
+@click.option("--gpus-per-job", type=int, default=1, show_default=True, help="slurm: GPUs per job (0: CPU jobs)")
+@click.option("--time-limit", type=int, default=240, show_default=True,
+              help="slurm: minutes per job; a longer run is checkpointed, requeued and resumed")
+@click.option("--array-parallelism", type=int, default=64, show_default=True, help="slurm: jobs running at once")
+@click.option("--cluster-log-dir", type=click.Path(path_type=Path), default=None,
+              help="slurm: folder for job scripts and logs (default: RESULTS/submitit)")
 def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, results, workers, device, sets, grid,
-        force, quiet, as_json) -> None:  # fmt: skip
+        force, quiet, as_json, executor, partition, gpus_per_job, time_limit, array_parallelism,
+        cluster_log_dir) -> None:  # fmt: skip
     """Search with METHODS x SEEDS, query the benchmark, store one record per run."""
     from .config import parse_set, resolve
     from .executors import run_inprocess, run_pool
@@ -70,25 +82,40 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
         raise ConfigError(f"--seed-start must be >= 0, got {seed_start}")
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
+    executor = executor or ("inprocess" if workers == 1 else "local")
+    copts = None
+    if executor in ("slurm", "submitit-local"):
+        from .cluster import ClusterOptions
+
+        copts = ClusterOptions(executor, partition, gpus_per_job, time_limit, array_parallelism, cluster_log_dir)
+        copts.check()
     names = _methods_list(methods)
     overrides = parse_set(sets)
     embedded = protocol is None and data_root is None and benchmark is None
     protocol = protocol or "quick"
     plan = build_plan(names, range(seed_start, seed_start + seeds), protocol, dataset, overrides, grid)
     # Check every spec resolves (unknown keys, bad types) before anything runs.
+    datasets = set()
     for spec in plan:
         cls = get_method(spec.method)
-        resolve(spec, cls.Hparams, cls.name)
+        datasets.add(resolve(spec, cls.Hparams, cls.name).protocol.dataset)
     if data_root is not None and not data_root.exists():
         from .errors import DataError
 
         raise DataError(f"data root {data_root} does not exist")
+    if executor != "slurm":  # (a cluster's data paths need not exist on the login node)
+        from .data import load_dataset
+
+        for name in sorted(datasets - {"digits"}):  # a missing or malformed data file fails now, not in every run
+            load_dataset(name, data_root)
     from .benchmarks import open_benchmark
 
     bench = open_benchmark(benchmark)  # validates the path now, not in a worker later
     Store(results).ensure_writable()
     import torch
 
+    if copts is not None:  # jobs run elsewhere: this (login) node's GPUs say nothing about theirs
+        device = device or ("cuda" if gpus_per_job > 0 else "cpu")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     options = RunOptions(results=results, data_root=data_root, benchmark=benchmark, device=device, force=force)
     say = (lambda *a, **k: None) if quiet or as_json else (lambda *a, **k: click.echo(*a, err=True, **k))
@@ -102,11 +129,14 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
         done[0] += 1
         elapsed = time.perf_counter() - t0
         eta = elapsed / done[0] * (len(plan) - done[0])
-        msg = {"done": "done", "skipped": "already stored", "failed": "FAILED"}[out.status]
+        msg = {"done": "done", "skipped": "already stored", "failed": "FAILED",
+               "claimed": "skipped, another process is running it"}[out.status]  # fmt: skip
         arch = (out.record or {}).get("final", {}).get("arch", "")
         say(f"[{done[0]}/{len(plan)}] {out.run_id}: {msg} {arch} (ETA {eta:.0f}s)")
         if out.status == "failed":
             say("    " + (out.error or "").strip().splitlines()[-1])
+        elif out.status == "claimed":
+            say("    " + (out.error or ""))
 
     def progress(ev) -> None:
         line = ev["line"]
@@ -115,15 +145,23 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
             f"loss {line.get('train_loss', float('nan')):.3f} {line['arch']} ({line['wall_s']:.1f}s)"
         )
 
-    if workers == 1:
+    if copts is not None:
+        from .cluster import run_cluster
+
+        say(f"submitting {len(plan)} job(s) ({copts.executor}); job logs under {copts.log_dir or results / 'submitit'}")
+        outcomes = run_cluster(plan, options, copts, on_outcome)
+    elif executor == "inprocess":
         outcomes = run_inprocess(plan, options, progress, on_outcome)
     else:
         outcomes = run_pool(plan, options, workers, on_outcome)
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "claimed", "failed")}
+    counts["requeued"] = sum(o.requeues > 0 for o in outcomes)
     if as_json:
         click.echo(json.dumps([{"run_id": o.run_id, "status": o.status, "error": o.error,
-                                "arch": (o.record or {}).get("final", {}).get("arch")} for o in outcomes], indent=1))  # fmt: skip
-    say(f"finished: {counts['done']} run, {counts['skipped']} already stored, {counts['failed']} failed")
+                                "arch": (o.record or {}).get("final", {}).get("arch"), "requeues": o.requeues,
+                                "log": o.log} for o in outcomes], indent=1))  # fmt: skip
+    say(f"finished: {counts['done']} run, {counts['skipped']} already stored, {counts['claimed']} run by another "
+        f"process, {counts['failed']} failed" + (f", {counts['requeued']} requeued" if copts is not None else ""))
     if counts["failed"]:
         sys.exit(1)
 

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+from .claims import ClaimHeld
 from .config import RunSpec
 from .errors import NasSuiteError
 from .runner import ProgressFn, RunOptions, run_one
@@ -25,10 +26,12 @@ class Outcome:
     """What happened to one planned run."""
 
     run_id: str
-    status: str  # "done" | "skipped" (already stored) | "failed"
+    status: str  # "done" | "skipped" (already stored) | "claimed" (another live process runs it) | "failed"
     record: dict[str, Any] | None = None
     error: str | None = None
     seconds: float = 0.0
+    requeues: int = 0  # cluster jobs: times the job was checkpointed and requeued
+    log: str | None = None  # cluster jobs: the job's stdout/stderr files
 
 
 def _execute(spec: RunSpec, options: RunOptions, progress: ProgressFn | None) -> Outcome:
@@ -38,6 +41,8 @@ def _execute(spec: RunSpec, options: RunOptions, progress: ProgressFn | None) ->
     already = not options.force and Store(options.results).is_done(spec.run_id)
     try:
         record = run_one(spec, options, progress)
+    except ClaimHeld as e:  # not a failure: another process owns the run and will store it
+        return Outcome(spec.run_id, "claimed", error=str(e), seconds=time.perf_counter() - t0)
     except NasSuiteError as e:
         return Outcome(spec.run_id, "failed", error=str(e), seconds=time.perf_counter() - t0)
     except Exception:  # noqa: BLE001 - one broken run must not stop the plan; the traceback is kept
