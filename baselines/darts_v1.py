@@ -42,15 +42,34 @@ class AlphaMethod(OneShotMethod):
         self.a_optimizer.step()
 
 
+class KeepArchGradMixin:
+    """The reference's weight step leaves the arch gradient of the last arch step in place (its
+    ``w_optimizer.zero_grad()`` does not touch alpha), so that gradient plus this backward's enters the clip norm.
+    The gradient is therefore part of the state, for an exact resume."""
+
+    def weight_step_keep_arch_grad(self, loss: torch.Tensor) -> None:
+        self.ctx.weight_step(loss, also_clip=(self.alpha,), keep_also_clip_grads=True)
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["alpha_grad"] = None if self.alpha.grad is None else self.alpha.grad.detach().clone()
+        return state
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        g = state.get("alpha_grad")
+        self.alpha.grad = None if g is None else g.detach().clone().to(self.alpha.device)
+
+
 @register("darts-v1", aliases=("darts", "dartsv1", "darts-1st"))
-class DartsV1(AlphaMethod):
+class DartsV1(KeepArchGradMixin, AlphaMethod):
     display_name = "DARTS-V1"
 
     def search_step(self, train_batch, valid_batch, epoch, step):
         net = self.ctx.supernet
         x, y = train_batch
         loss, acc = ce_and_acc(net.forward_mixture(x, torch.softmax(self.alpha, -1)), y)
-        self.ctx.weight_step(loss, also_clip=(self.alpha,))
+        self.weight_step_keep_arch_grad(loss)
         xv, yv = valid_batch
         arch_loss, arch_acc = ce_and_acc(net.forward_mixture(xv, torch.softmax(self.alpha, -1)), yv)
         self.arch_update(arch_loss)

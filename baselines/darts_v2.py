@@ -28,26 +28,7 @@ import torch.nn.functional as F
 
 from nasbench_suite.method import ce_and_acc, register
 
-from .darts_v1 import AlphaMethod
-
-
-class KeepArchGradMixin:
-    """The reference's weight step leaves the arch gradient of the last arch step in place (its
-    ``w_optimizer.zero_grad()`` does not touch alpha), so that gradient plus this backward's enters the clip norm.
-    The gradient is therefore part of the state, for an exact resume."""
-
-    def weight_step_keep_arch_grad(self, loss: torch.Tensor) -> None:
-        self.ctx.weight_step(loss, also_clip=(self.alpha,), keep_also_clip_grads=True)
-
-    def state_dict(self):
-        state = super().state_dict()
-        state["alpha_grad"] = None if self.alpha.grad is None else self.alpha.grad.detach().clone()
-        return state
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        g = state.get("alpha_grad")
-        self.alpha.grad = None if g is None else g.detach().clone().to(self.alpha.device)
+from .darts_v1 import AlphaMethod, KeepArchGradMixin
 
 
 @register("darts-v2", aliases=("dartsv2", "darts-2nd"))

@@ -18,8 +18,7 @@ import torch
 
 from nasbench_suite.method import ce_and_acc, register
 
-from .darts_v1 import AlphaMethod
-from .darts_v2 import KeepArchGradMixin
+from .darts_v1 import AlphaMethod, KeepArchGradMixin
 
 
 def gumbel_hard_weights(alpha: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:

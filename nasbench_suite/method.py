@@ -82,7 +82,8 @@ class SearchContext:
         for t in also_clip if not keep_also_clip_grads else ():
             t.grad = None
         loss.backward()
-        nn.utils.clip_grad_norm_([*self.supernet.parameters(), *also_clip], self.protocol.grad_clip)
+        if self.protocol.grad_clip > 0:  # 0 = no clipping (NATS-Bench's script)
+            nn.utils.clip_grad_norm_([*self.supernet.parameters(), *also_clip], self.protocol.grad_clip)
         self.w_optimizer.step()
 
     def arch_adam(self, params) -> torch.optim.Adam:

@@ -11,6 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# One intra-op thread: results are bit-reproducible whatever the core count, and small test networks run much
+# faster than with threads fighting over 2 shared cores.
+torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
