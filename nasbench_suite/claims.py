@@ -168,8 +168,10 @@ def acquire(run_dir: Path, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> Clai
                 age = time.time() - path.stat().st_mtime
             except FileNotFoundError:
                 age = 0.0
+            # an unreadable claim (claims are written atomically, so: another user's file we may not read) is
+            # judged by its heartbeat alone
             reason = stale_reason(holder, age, stale_after_s) if holder else (
-                f"unreadable claim file, {age:.0f}s old" if age > 60 else None
+                f"unreadable claim file without heartbeat for {age:.0f}s" if age > stale_after_s else None
             )  # fmt: skip
             if reason is None:
                 raise ClaimHeld(run_dir.name, holder or {"pid": "?", "host": "?"})

@@ -74,6 +74,18 @@ def test_stale_claims_are_recovered_live_ones_are_not(tmp_path, monkeypatch, fie
             acquire(tmp_path / "r", stale_after_s=3600)
 
 
+def test_unreadable_claim_is_judged_by_its_heartbeat(tmp_path):
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / claims.CLAIM_FILE).write_text("{not json")
+    with pytest.raises(ClaimHeld):
+        acquire(d, stale_after_s=3600)
+    old = time.time() - 7200
+    os.utime(d / claims.CLAIM_FILE, (old, old))
+    acquire(d, stale_after_s=3600).release()
+    assert not (d / claims.CLAIM_FILE).exists()
+
+
 @pytest.mark.slow
 def test_cli_reports_a_run_another_process_holds_and_runs_the_rest(tmp_path):
     results = tmp_path / "res"
