@@ -103,7 +103,6 @@ CASES = [
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("args, message", CASES, ids=[" ".join(c[0])[:60] for c in CASES])
 def test_user_error_is_one_line_exit_2_and_stored_runs_intact(stored, monkeypatch, args, message):
     results = stored / "results"
@@ -126,7 +125,6 @@ def test_click_usage_errors_exit_2_without_traceback(stored, monkeypatch):
     assert "Traceback" not in err
 
 
-@pytest.mark.slow
 def test_corrupt_record_beside_good_ones_is_a_warning_in_the_report(stored, monkeypatch):
     results = stored / "results"
     before = _snapshot(results)
