@@ -179,8 +179,13 @@ def report(results, fmt, out, benchmark, no_published, as_json) -> None:
     from .benchmarks import open_benchmark
 
     bench = open_benchmark(benchmark)
-    text = render_report(results, "json" if as_json else fmt, out, benchmark=bench, published=not no_published)
-    if text:
+    fmt = "json" if as_json else fmt
+    if fmt == "html" and out is None:
+        out = Path("reports") / "latest"
+    text = render_report(results, fmt, out, benchmark=bench, published=not no_published)
+    if fmt == "html":  # the page embeds its figures: print where it is, not its bytes
+        click.echo(str(Path(out) / "report.html"))
+    elif text:
         click.echo(text)
 
 
@@ -261,8 +266,8 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # usage errors too: one line, not click's usage block
+        click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(2 if e.exit_code in (1, 2) else e.exit_code)
     except SystemExit:
         raise

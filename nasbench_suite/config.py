@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from typing import Any, Mapping
@@ -48,6 +49,11 @@ class Protocol:
     select_candidates: int = 100
     split_seed: int = 0
     steps_per_epoch: int | None = None  # None = one pass over the weight split
+    # Opt-in execution options for GPUs (docs/performance.md); the defaults are exact fp32 eager everywhere.
+    amp: str = "off"  # "bf16": autocast the supernet forward in bfloat16 (changes numerics)
+    tf32: bool = False  # TF32 matmuls/convolutions on CUDA (changes numerics)
+    channels_last: bool = False  # channels-last activations (cuDNN's fast layout with bf16)
+    compile: str = "off"  # torch.compile the mixture forward: default | reduce-overhead | max-autotune
 
     def lr_at(self, epoch: int) -> float:
         """Cosine schedule stepped once per epoch (xautodl's CosineAnnealingLR; period ``lr_tmax`` or epochs)."""
@@ -122,14 +128,17 @@ def coerce(key: str, value: Any, typ: Any) -> Any:
             f = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key} needs an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise ConfigError(f"{key} needs an integer, got {value!r}")
         return int(f)
     if typ is float:
         try:
-            return float(value)
+            f = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key} needs a number, got {value!r}") from None
+        if not math.isfinite(f):
+            raise ConfigError(f"{key} needs a finite number, got {value!r}")
+        return f
     if typ is str:
         return str(value)
     raise ConfigError(f"{key}: unsupported type {typ}")

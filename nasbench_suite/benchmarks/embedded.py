@@ -12,6 +12,8 @@ so ``valid`` is None.
 
 from __future__ import annotations
 
+import functools
+
 import importlib.metadata
 import pickle
 from pathlib import Path
@@ -85,6 +87,7 @@ def data_path() -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=2)  # read-only data: one parse per process, not one per run (~7 s each)
 def load_table(path: Path) -> dict[int, float]:
     """Read ``data.anb`` into ``{Cell.index: CIFAR-10 accuracy}``, checking it covers all 15,625 cells."""
     try:
