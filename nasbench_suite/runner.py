@@ -90,6 +90,18 @@ def _rng_restore(snap: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(snap["cuda"])
 
 
+def apply_protocol_fast_options(supernet: Supernet, p) -> None:
+    """The protocol's opt-in GPU options (amp, tf32, channels_last, compile); a no-op at their defaults."""
+    if (p.amp, p.tf32, p.channels_last, p.compile) == ("off", False, False, "off"):
+        return
+    from .supernet import apply_fast_options
+
+    apply_fast_options(supernet, amp=p.amp, channels_last=p.channels_last or None, compile=p.compile)
+    if p.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
 class Run:
     """One run being executed: built from a spec, stepped epoch by epoch, checkpointed, recorded."""
 
@@ -117,6 +129,7 @@ class Run:
         self.supernet = Supernet(
             SupernetConfig(p.C, p.N, self.dataset.num_classes, p.affine, p.track_running_stats)
         ).to(self.device)
+        apply_protocol_fast_options(self.supernet, p)
         self.w_optimizer = torch.optim.SGD(
             self.supernet.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay
         )

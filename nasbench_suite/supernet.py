@@ -23,6 +23,7 @@ protocol's affine=False the cell convs carry a bias; that is what makes the supe
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -136,6 +137,25 @@ class NodeOps(nn.Module):
         y = self._bn(y, slice(0, 2 * kc), range(2 * self.k))
         return y[:, :kc], y[:, kc:]
 
+    def weighted(self, r: torch.Tensor, s3: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        """``w3[e] * conv3_e(r) + w1[e] * conv1_e(r)`` of every outgoing edge as one (B, k*C, H, W) tensor.
+
+        ``s3``/``s1`` are the arch weights repeated per channel (k*C,). They enter as the BN's per-channel scale,
+        so the weighting costs no extra pass over the data: ``BN(x) * w`` = ``(x - mean) * invstd * w`` with the
+        same statistics, the same running-stat update and the same gradient (``sum(g * xhat)``) as the reference.
+        """
+        kc = self.k * self.C
+        outs = []
+        for conv, bias, s, sl in ((self.conv3, self.bias3, s3, slice(0, kc)), (self.conv1, self.bias1, s1, slice(kc, 2 * kc))):
+            y = F.conv2d(r, conv, bias, padding=conv.shape[-1] // 2)
+            w, b = (self.bn_weight[sl] * s, self.bn_bias[sl] * s) if self.affine else (s, None)
+            rm = self.running_mean[sl] if self.track else None
+            rv = self.running_var[sl] if self.track else None
+            outs.append(F.batch_norm(y, rm, rv, w, b, self.training or not self.track, 0.1, 1e-5))
+        if self.track and self.training:
+            self.num_batches_tracked.add_(1)
+        return outs[0] + outs[1]
+
     def one_edge(self, r: torch.Tensor, slot: int, op: int) -> torch.Tensor:
         """The conv op ``op`` (CONV1 or CONV3) of outgoing edge number ``slot`` only."""
         C, kc = self.C, self.k * self.C
@@ -155,70 +175,155 @@ class SearchCell(nn.Module):
         self.C = C
         self.nodes = nn.ModuleList(NodeOps(C, OUT_EDGES[j], affine, track_running_stats) for j in range(NUM_NODES - 1))
 
-    def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Every op on every edge, weighted by ``weights`` (6 x 5, rows = edges)."""
+    def forward_mixture(self, x: torch.Tensor, mix: "_Mixture") -> torch.Tensor:
+        """Every op on every edge, weighted (``mix`` = :meth:`Supernet.mixture_weights` of the 6 x 5 weights).
+
+        Node i accumulates, for each edge e = (i <- j): ``BN-scaled conv3 + conv1`` (one tensor per source node,
+        see :meth:`NodeOps.weighted`), ``+ w_skip * h_j`` and ``+ w_pool * pool(h_j)`` as two fused multiply-adds,
+        with the pool's 1/count folded into its weight; ``none`` adds nothing (its output is zero).
+        """
+        C = self.C
         nodes = [x]
-        contrib: dict[int, torch.Tensor] = {}
-        for i in range(1, NUM_NODES):
-            j = i - 1  # node j is complete now: emit its outgoing edges
+        acc: list[torch.Tensor | None] = [None] * NUM_NODES
+        s3, s1 = mix.conv_scales(C)
+        pool_w = mix.pool_scales(x)
+        for j in range(NUM_NODES - 1):
             h, ops = nodes[j], self.nodes[j]
-            c3, c1 = ops.all_edges(F.relu(h))
-            pool = F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
-            C = self.C
+            conv = ops.weighted(F.relu(h), s3[j], s1[j]).split(C, 1)
+            box = box_sum(h)
             for slot, e in enumerate(ops.edges):
-                w = weights[e]
-                y = h * w[SKIP] + c1[:, slot * C : (slot + 1) * C] * w[CONV1]
-                y = y + c3[:, slot * C : (slot + 1) * C] * w[CONV3] + pool * w[POOL]
-                contrib[e] = y
-            nodes.append(_sum(contrib[e] for e in IN_EDGES[i]))
+                i = j + 1 + slot
+                t = conv[slot] if acc[i] is None else acc[i] + conv[slot]
+                t = torch.addcmul(t, h, mix.skip[e])
+                acc[i] = torch.addcmul(t, box, pool_w[e])
+            nodes.append(acc[j + 1])
         return nodes[-1]
 
-    def forward_hard(self, x: torch.Tensor, hardwts: torch.Tensor | None, index: Sequence[int]) -> torch.Tensor:
-        """Only op ``index[e]`` on edge e; scaled by ``hardwts[e, index[e]]`` plus the other entries as scalars.
+    def forward_hard(self, x: torch.Tensor, hard: "_Hard | None", index: Sequence[int]) -> torch.Tensor:
+        """Only op ``index[e]`` on edge e, scaled by its straight-through weight; ``hard=None``: the plain cell.
 
-        With ``hardwts=None`` this is the plain discrete cell. The scalar terms reproduce GDAS's reference forward
-        (``sum(w * op(x) if chosen else w)``): in value they are ~0 (straight-through one-hot), but each non-chosen
-        weight receives the sum of the upstream gradient, which is part of GDAS's arch gradient.
+        With hard weights (:meth:`Supernet.hard_weights`) every edge contributes ``w[op] * op(x) + sum(other w)``
+        as GDAS's reference forward does (``sum(w * op(x) if chosen else w)``): in value the other entries are ~0
+        (straight-through one-hot), but each receives the sum of the upstream gradient, which is part of GDAS's
+        arch gradient. The scalar parts are summed once per node and per forward (``hard.rest``), so each chosen
+        op costs one fused multiply-add here.
         """
         nodes = [x]
-        contrib: dict[int, torch.Tensor | None] = {}
-        for i in range(1, NUM_NODES):
-            j = i - 1
+        acc: list[torch.Tensor | None] = [None] * NUM_NODES
+        inv = None
+        for j in range(NUM_NODES - 1):
             h, ops = nodes[j], self.nodes[j]
-            r = pool = None
+            r = box = None
             for slot, e in enumerate(ops.edges):
-                op = int(index[e])
+                op = index[e]
                 if op == NONE:
-                    y = None
-                elif op == SKIP:
+                    continue
+                i = j + 1 + slot
+                scale = None if hard is None else hard.chosen[e]
+                if op == SKIP:
                     y = h
                 elif op == POOL:
-                    if pool is None:
-                        pool = F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
-                    y = pool
+                    if box is None:
+                        box = box_sum(h)
+                        inv = inv_count(h)
+                    y = box
+                    scale = inv if scale is None else scale * inv
                 else:
                     if r is None:
                         r = F.relu(h)
                     y = ops.one_edge(r, slot, op)
-                if hardwts is not None:
-                    w = hardwts[e]
-                    rest = w.sum() - w[op]
-                    y = (y * w[op] if y is not None else h.new_zeros(()) * w[op]) + rest
-                contrib[e] = y
-            terms = [contrib[e] for e in IN_EDGES[i] if contrib[e] is not None]
-            node = _sum(terms) if terms else None
-            if node is None or node.dim() == 0:  # every input edge is `none`: a zero map (plus ST scalars)
-                node = h.new_zeros(h.shape) if node is None else node + h.new_zeros(h.shape)
+                if scale is None:
+                    acc[i] = y if acc[i] is None else acc[i] + y
+                elif acc[i] is not None:
+                    acc[i] = torch.addcmul(acc[i], y, scale)
+                elif hard is not None:
+                    acc[i] = torch.addcmul(hard.rest[i], y, scale)
+                else:
+                    acc[i] = y * scale
+            node = acc[j + 1]
+            if node is None:  # every input edge is `none`: a zero map (plus the straight-through scalars)
+                node = h.new_zeros(h.shape) if hard is None else h.new_zeros(h.shape) + hard.rest[j + 1]
             nodes.append(node)
         return nodes[-1]
 
 
-def _sum(tensors) -> torch.Tensor:
-    it = iter(tensors)
-    total = next(it)
-    for t in it:
-        total = total + t
-    return total
+_BOX: dict[tuple, torch.Tensor] = {}
+_INV: dict[tuple, torch.Tensor] = {}
+
+
+def box_sum(h: torch.Tensor) -> torch.Tensor:
+    """3x3 zero-padded box sum per channel (a depthwise convolution with a ones kernel, no gradient to it).
+
+    ``box_sum(h) * inv_count(h)`` equals ``F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)`` up to float
+    rounding, at a fraction of its CPU cost (ATen's NCHW avg-pool and its backward are not vectorised).
+    """
+    key = (h.shape[1], h.device, h.dtype)
+    k = _BOX.get(key)
+    if k is None:
+        k = _BOX[key] = torch.ones(h.shape[1], 1, 3, 3, device=h.device, dtype=h.dtype)
+    return F.conv2d(h, k, padding=1, groups=h.shape[1])
+
+
+def inv_count(h: torch.Tensor) -> torch.Tensor:
+    """1 / (number of in-image pixels of each 3x3 window), shape (1, 1, H, W): avg-pool's count_include_pad=False."""
+    H, W = h.shape[-2:]
+    key = (H, W, h.device, h.dtype)
+    t = _INV.get(key)
+    if t is None:
+        ones = torch.ones(1, 1, H, W, device=h.device, dtype=torch.float32)
+        t = _INV[key] = (1.0 / F.conv2d(ones, torch.ones(1, 1, 3, 3, device=h.device), padding=1)).to(h.dtype)
+    return t
+
+
+class _Mixture:
+    """The mixture weights prepared once per forward and shared by every cell (per-stage tensors cached)."""
+
+    def __init__(self, weights: torch.Tensor):
+        self.weights = weights
+        cols = weights.t()
+        self.skip = cols[SKIP].unbind()
+        self._pool = cols[POOL]
+        self._conv: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        self._pools: dict[tuple[int, int], tuple[torch.Tensor, ...]] = {}
+
+    def conv_scales(self, C: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per source node: the CONV3 and CONV1 weights of its outgoing edges, repeated per channel."""
+        got = self._conv.get(C)
+        if got is None:
+            w = self.weights
+            got = self._conv[C] = (
+                [w[list(OUT_EDGES[j]), CONV3].repeat_interleave(C) for j in range(NUM_NODES - 1)],
+                [w[list(OUT_EDGES[j]), CONV1].repeat_interleave(C) for j in range(NUM_NODES - 1)],
+            )
+        return got
+
+    def pool_scales(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per edge: ``w_pool * inv_count`` as a (1, 1, H, W) tensor."""
+        key = tuple(x.shape[-2:])
+        got = self._pools.get(key)
+        if got is None:
+            got = self._pools[key] = (self._pool.view(-1, 1, 1, 1) * inv_count(x)).unbind()
+        return got
+
+
+_IN_NODES: dict[tuple, torch.Tensor] = {}
+_IN_NODE = torch.tensor([[1.0 if EDGES[e][0] == i else 0.0 for e in range(NUM_EDGES)] for i in range(NUM_NODES)])
+
+
+class _Hard:
+    """Straight-through hard weights prepared once per forward: the chosen entry of each edge, and per node the
+    sum of the non-chosen entries of its input edges."""
+
+    def __init__(self, hardwts: torch.Tensor, index: tuple[int, ...]):
+        idx = torch.tensor(index, device=hardwts.device).view(-1, 1)
+        chosen = hardwts.gather(1, idx).squeeze(1)
+        self.chosen = chosen.unbind()
+        rest = hardwts.sum(1) - chosen
+        key = (hardwts.device, hardwts.dtype)
+        m = _IN_NODES.get(key)
+        if m is None:
+            m = _IN_NODES[key] = _IN_NODE.to(device=hardwts.device, dtype=hardwts.dtype)
+        self.rest = (m @ rest).unbind()
 
 
 class Supernet(nn.Module):
@@ -248,34 +353,75 @@ class Supernet(nn.Module):
         return len(self.search_layers)
 
     def _run(self, x: torch.Tensor, cell_fn) -> torch.Tensor:
-        h = self.stem(x)
-        k = 0
-        for layer in self.layers:
-            if isinstance(layer, SearchCell):
-                h = cell_fn(layer, h, k)
-                k += 1
-            else:
-                h = layer(h)
-        h = F.relu(self.lastact(h))
-        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
+        if self._channels_last(x):
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast(x):
+            h = self.stem(x)
+            k = 0
+            for is_cell, layer in self._plan:
+                if is_cell:
+                    h = cell_fn(layer, h, k)
+                    k += 1
+                else:
+                    h = layer(h)
+            h = F.relu(self.lastact(h))
+            logits = self.classifier(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
+        return logits.float()
+
+    @property
+    def _plan(self) -> list[tuple[bool, nn.Module]]:
+        plan = self.__dict__.get("_plan_cache")
+        if plan is None:
+            plan = self.__dict__["_plan_cache"] = [(isinstance(m, SearchCell), m) for m in self.layers]
+        return plan
+
+    # -- execution options (see apply_fast_options) -----------------------------------------------------------
+    #: None = the input's layout (NCHW from the data streams). Not channels-last on CPU by default: oneDNN's
+    #: channels-last convolutions are faster there, but its channels-last batch norm is less accurate and the
+    #: GDAS arch gradient (sums of gradients through BN, with cancellation) then drifts ~1e-3 from the reference.
+    channels_last: bool | None = None
+    #: autocast dtype for the forward (None = fp32)
+    amp_dtype: torch.dtype | None = None
+
+    def _channels_last(self, x: torch.Tensor) -> bool:
+        cl = self.channels_last
+        return bool(cl)
+
+    def _autocast(self, x: torch.Tensor):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(x.device.type, dtype=self.amp_dtype)
+
+    def mixture_weights(self, weights: torch.Tensor) -> _Mixture:
+        """The 6 x 5 mixture weights prepared for the cells (done once per forward)."""
+        return _Mixture(weights)
 
     def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Logits with every edge a ``weights``-weighted sum of all ops (weights: 6 x 5, e.g. softmax(alpha))."""
-        return self._run(x, lambda cell, h, k: cell.forward_mixture(h, weights))
+        compiled = self.__dict__.get("_compiled_mixture")
+        if compiled is not None:
+            return compiled(x, weights)
+        return self._forward_mixture(x, weights)
+
+    def _forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        mix = _Mixture(weights)
+        return self._run(x, lambda cell, h, k: cell.forward_mixture(h, mix))
 
     def forward_hard(self, x: torch.Tensor, hardwts: torch.Tensor, index: Sequence[int] | torch.Tensor) -> torch.Tensor:
         """Logits with straight-through hard weights; only op ``index[e]`` computed on edge e."""
         idx = _as_index(index)
-        return self._run(x, lambda cell, h, k: cell.forward_hard(h, hardwts, idx))
+        hard = _Hard(hardwts, idx)
+        return self._run(x, lambda cell, h, k: cell.forward_hard(h, hard, idx))
 
     def forward_cell(self, x: torch.Tensor, cell: Cell | Sequence[Cell]) -> torch.Tensor:
         """Logits of one discrete cell everywhere, or of ``cell[k]`` in the k-th search layer."""
         if isinstance(cell, Cell):
-            return self._run(x, lambda c, h, k: c.forward_hard(h, None, cell.ops))
+            ops = tuple(cell.ops)
+            return self._run(x, lambda c, h, k: c.forward_hard(h, None, ops))
         cells = list(cell)
         if len(cells) != self.num_search_cells:
             raise ValueError(f"need {self.num_search_cells} cells, got {len(cells)}")
-        return self._run(x, lambda c, h, k: c.forward_hard(h, None, cells[k].ops))
+        return self._run(x, lambda c, h, k: c.forward_hard(h, None, tuple(cells[k].ops)))
 
     forward = forward_cell
 
@@ -287,6 +433,37 @@ def _as_index(index) -> tuple[int, ...]:
     if len(idx) != NUM_EDGES:
         raise ValueError(f"need {NUM_EDGES} op indices, got {len(idx)}")
     return idx
+
+
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16}
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+
+
+def apply_fast_options(net: Supernet, amp: str = "off", channels_last: bool | None = None, compile: str = "off") -> None:
+    """Opt-in execution options (GPU pipeline), all off by default; CPU results are unchanged unless one is set.
+
+    * ``amp="bf16"``: the supernet's forward runs under ``torch.autocast`` in bfloat16 (logits returned as fp32,
+      parameters and optimiser state stay fp32; no loss scaling is needed for bf16). Changes numerics.
+    * ``channels_last``: ``True`` forces channels-last activations (cuDNN's fast layout for bf16 convolutions),
+      ``False`` forces NCHW, ``None`` (default) = channels-last on CPU only.
+    * ``compile``: ``torch.compile`` of the mixture forward (DARTS, SETN's arch step: one static graph for any
+      weights). The hard/discrete forwards (GDAS, RSPS, ENAS, SETN's weight step) branch in Python on the sampled
+      ops and stay eager: compiling them would recompile per op choice.
+    """
+    from .errors import ConfigError
+
+    if amp not in AMP_DTYPES:
+        raise ConfigError(f"amp must be one of {', '.join(AMP_DTYPES)}, got {amp!r}")
+    if compile not in COMPILE_MODES:
+        raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {compile!r}")
+    net.amp_dtype = AMP_DTYPES[amp]
+    if channels_last is not None:
+        net.channels_last = channels_last
+    if compile == "off":
+        net.__dict__.pop("_compiled_mixture", None)
+    else:
+        fn = torch.compile(net._forward_mixture, mode=None if compile == "default" else compile)
+        net.__dict__["_compiled_mixture"] = fn
 
 
 def count_parameters(module: nn.Module) -> int:
