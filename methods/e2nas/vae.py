@@ -104,7 +104,10 @@ class GraphVAE(nn.Module):
         self.fc_logvar = nn.Linear(hs, nz)
         # decoder (its own GRU and gates: the decoder is used alone, frozen, during search)
         self.fc_z = nn.Linear(nz, hs)
-        self.gru_dec = nn.GRUCell(NUM_TYPES, hs)
+        # The decoder's GRU also reads the vertex position. Without it, vertices 4 and 7 (edges 2<-0 and 3<-0) have
+        # the same predecessor and, whenever they hold the same op, the same state - yet the next types predicted
+        # from those states (edges 2<-1 and 3<-1) differ: ~16% of cells could never be reconstructed.
+        self.gru_dec = nn.GRUCell(NUM_TYPES + NUM_VERTICES, hs)
         self.msg_dec = _GatedMessage(hs)
         self.type_head = nn.Sequential(nn.Linear(hs, 2 * hs), nn.ReLU(), nn.Linear(2 * hs, NUM_TYPES))
         # Additive mask: op vertices may only take op types (0..4); -inf on START/ADD/END.
@@ -112,6 +115,7 @@ class GraphVAE(nn.Module):
         mask[NUM_OPS:] = float("-inf")
         self.register_buffer("type_mask", mask, persistent=False)
         self.register_buffer("type_eye", torch.eye(NUM_TYPES), persistent=False)
+        self.register_buffer("pos_eye", torch.eye(NUM_VERTICES), persistent=False)
 
     # -- encoder ------------------------------------------------------------------------------------------
     def _one_hot(self, types: torch.Tensor) -> torch.Tensor:
@@ -175,7 +179,7 @@ class GraphVAE(nn.Module):
             preds = PREDECESSORS[v]
             m = self.msg_dec([states[p] for p in preds], preds) if preds else h0
             x = self._one_hot(t) if fixed is None else self.type_eye[fixed].expand(b, -1)
-            states[v] = self.gru_dec(x, m)
+            states[v] = self.gru_dec(torch.cat([x, self.pos_eye[v].expand(b, -1)], 1), m)
         return torch.stack(logits, dim=1), torch.stack(chosen, dim=1)
 
     def type_logits(self, z: torch.Tensor, teacher_ops: torch.Tensor | None = None, masked: bool = True) -> torch.Tensor:
