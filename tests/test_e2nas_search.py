@@ -30,6 +30,15 @@ def tiny_vae() -> GraphVAE:
     return GraphVAE(VAEConfig(hidden=8, nz=30)).eval()
 
 
+@pytest.fixture
+def trained_vae() -> GraphVAE:
+    """The committed autoencoder. Gradient-path tests need a decoder that decodes z to a cell through which signal
+    flows: an untrained one may decode the all-`none` cell, whose loss (correctly) has no arch gradient at all."""
+    from methods.e2nas.vae import load_default_vae
+
+    return load_default_vae()[0].eval()
+
+
 def make_ctx(vae: GraphVAE, seed: int = 0, epochs: int = 4) -> SearchContext:
     torch.manual_seed(seed)
     net = Supernet(SupernetConfig(C=4, N=1, num_classes=10))
@@ -171,11 +180,12 @@ def test_novelty_of_a_collapsed_archive_stays_finite():
 
 
 # -- the method: gradient paths ----------------------------------------------------------------------------------
-def test_ours_arch_step_moves_z_through_the_validation_loss_and_the_decoder(tiny_vae):
-    m = make_method(tiny_vae, gamma="static:0")
+def test_ours_arch_step_moves_z_through_the_validation_loss_and_the_decoder(trained_vae):
+    m = make_method(trained_vae, gamma="static:0")
     for p in m.vae.parameters():  # only to observe the path; the method freezes them
         p.requires_grad_(True)
     a_t, P = m.propose()
+    assert a_t != (0,) * NUM_EDGES  # a cell through which the loss depends on the weights
     assert P.requires_grad and P.shape == (NUM_EDGES, NUM_OPS)
     assert torch.allclose(P.sum(-1), torch.ones(NUM_EDGES))  # decoder probabilities, one row per edge
     assert a_t == m.derive(0).ops
@@ -185,7 +195,7 @@ def test_ours_arch_step_moves_z_through_the_validation_loss_and_the_decoder(tiny
     # the path runs through the decoder (its type head receives gradient), not around it
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.vae.type_head.parameters())
     # and through the whole step: gamma = 0, so only L_val acts, and z moves
-    m2 = make_method(tiny_vae, gamma="static:0")
+    m2 = make_method(trained_vae, gamma="static:0")
     z0 = m2.z.detach().clone()
     out = m2.search_step(batch(2), batch(3), 0, 0)
     assert m2.z.grad.abs().sum() > 0 and not torch.equal(z0, m2.z.detach())
@@ -246,13 +256,14 @@ def test_eps_zero_is_the_plain_update(tiny_vae):
     assert torch.allclose(loss, F.cross_entropy(m.ctx.supernet.forward_cell(x, Cell(a_t)), y))
 
 
-def test_official_softmax_st_gradient_goes_through_softmax_z_not_the_decoder(tiny_vae):
-    m = make_method(tiny_vae, official_softmax_st=True, gamma="static:0")
+def test_official_softmax_st_gradient_goes_through_softmax_z_not_the_decoder(trained_vae):
+    m = make_method(trained_vae, official_softmax_st=True, gamma="static:0")
     with torch.no_grad():
         m.z.copy_(torch.randn(30))
     for p in m.vae.parameters():
         p.requires_grad_(True)
     a_t, P = m.propose()
+    assert a_t != (0,) * NUM_EDGES
     assert torch.allclose(P, torch.softmax(m.z.detach(), 0).view(6, 5))
     xv, yv = batch(6)
     loss, _ = m.arch_loss(xv, yv, a_t, P)
