@@ -26,14 +26,7 @@ from .reference import xautodl_net
 pytestmark = pytest.mark.reference
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these tiny networks gain nothing from more, and on a shared CPU OpenMP's spinning
-    threads slow them down by an order of magnitude."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# one intra-op thread for every test: set in tests/conftest.py
 
 C, N, CLIP = 8, 1, 0.5
 LOSS_TOL = dict(abs=1e-5, rel=1e-5)
@@ -101,7 +94,8 @@ def _assert_same_weights(ref, ours):
 
 
 # --- DARTS-V1 ----------------------------------------------------------------------------------------------------
-def _ref_darts_v1_step(ref, w_opt, a_opt, batch):
+def _ref_weight_then_arch_step(ref, w_opt, a_opt, batch):
+    """The DARTS-V1 / GDAS scripts' step: a weight step (clip over all parameters), then an arch step."""
     (x, y), (xv, yv) = batch
     w_opt.zero_grad()
     loss = F.cross_entropy(_logits(ref, x), y)
@@ -115,16 +109,18 @@ def _ref_darts_v1_step(ref, w_opt, a_opt, batch):
     return loss.item(), arch_loss.item()
 
 
-def test_darts_v1_step_matches_reference():
+def test_darts_v1_steps_match_reference():
+    """Three steps: from the second on, the last arch gradient enters the weight step's clip norm (as in the
+    reference), and momentum buffers are in use."""
     ref, (w_opt, a_opt), m = _pair("darts", "darts-v1")
-    (batch,) = _batches(n=1)
-    loss, arch_loss = _ref_darts_v1_step(ref, w_opt, a_opt, batch)
-    out = m.search_step(*batch, 0, 0)
-    assert out["train_loss"] == pytest.approx(loss, **LOSS_TOL)
-    assert out["valid_loss"] == pytest.approx(arch_loss, **LOSS_TOL)
-    torch.testing.assert_close(m.alpha.grad, ref.arch_parameters.grad, **GRAD_TOL)
-    torch.testing.assert_close(m.alpha.detach(), ref.arch_parameters.detach(), **GRAD_TOL)
-    _assert_same_weights(ref, m.ctx.supernet)
+    for i, batch in enumerate(_batches(n=3)):
+        loss, arch_loss = _ref_weight_then_arch_step(ref, w_opt, a_opt, batch)
+        out = m.search_step(*batch, 0, i)
+        assert out["train_loss"] == pytest.approx(loss, **LOSS_TOL)
+        assert out["valid_loss"] == pytest.approx(arch_loss, **LOSS_TOL)
+        torch.testing.assert_close(m.alpha.grad, ref.arch_parameters.grad, **GRAD_TOL)
+        torch.testing.assert_close(m.alpha.detach(), ref.arch_parameters.detach(), **GRAD_TOL)
+        _assert_same_weights(ref, m.ctx.supernet)
 
 
 # --- DARTS-V2 ----------------------------------------------------------------------------------------------------
@@ -222,18 +218,8 @@ def test_darts_v2_unrolled_gradient_is_second_order():
 
 
 # --- GDAS --------------------------------------------------------------------------------------------------------
-def _ref_gdas_step(ref, w_opt, a_opt, batch):
-    (x, y), (xv, yv) = batch
-    w_opt.zero_grad()
-    loss = F.cross_entropy(_logits(ref, x), y)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(ref.parameters(), CLIP)
-    w_opt.step()
-    a_opt.zero_grad()
-    arch_loss = F.cross_entropy(_logits(ref, xv), yv)
-    arch_loss.backward()
-    a_opt.step()
-    return loss.item(), arch_loss.item()
+# the GDAS script's step has the same shape as DARTS-V1's (weight step, then arch step)
+_ref_gdas_step = _ref_weight_then_arch_step
 
 
 @pytest.mark.parametrize("tau", [10.0, 0.5])

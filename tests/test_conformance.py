@@ -23,14 +23,7 @@ from nasbench_suite.space import Cell
 METHODS = method_names()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these tiny networks gain nothing from more, and on a shared CPU OpenMP's spinning
-    threads slow them down by an order of magnitude."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# one intra-op thread for every test: set in tests/conftest.py
 #: every run: 2 epochs of 3 steps, small batches, few selection candidates
 BASE = (("epochs", "2"), ("steps_per_epoch", "3"), ("batch_size", "16"), ("select_candidates", "3"),
         ("select_batch_size", "16"))  # fmt: skip
