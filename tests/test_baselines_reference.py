@@ -94,6 +94,15 @@ def _assert_same_weights(ref, ours):
 
 
 # --- DARTS-V1 ----------------------------------------------------------------------------------------------------
+def _assert_step_matches(out, loss, arch_loss, ref, m):
+    """Our step's losses, alpha gradient, alpha and weights equal the reference's after the same step."""
+    assert out["train_loss"] == pytest.approx(loss, **LOSS_TOL)
+    assert out["valid_loss"] == pytest.approx(arch_loss, **LOSS_TOL)
+    torch.testing.assert_close(m.alpha.grad, ref.arch_parameters.grad, **GRAD_TOL)
+    torch.testing.assert_close(m.alpha.detach(), ref.arch_parameters.detach(), **GRAD_TOL)
+    _assert_same_weights(ref, m.ctx.supernet)
+
+
 def _ref_weight_then_arch_step(ref, w_opt, a_opt, batch):
     """The DARTS-V1 / GDAS scripts' step: a weight step (clip over all parameters), then an arch step."""
     (x, y), (xv, yv) = batch
@@ -116,11 +125,7 @@ def test_darts_v1_steps_match_reference():
     for i, batch in enumerate(_batches(n=3)):
         loss, arch_loss = _ref_weight_then_arch_step(ref, w_opt, a_opt, batch)
         out = m.search_step(*batch, 0, i)
-        assert out["train_loss"] == pytest.approx(loss, **LOSS_TOL)
-        assert out["valid_loss"] == pytest.approx(arch_loss, **LOSS_TOL)
-        torch.testing.assert_close(m.alpha.grad, ref.arch_parameters.grad, **GRAD_TOL)
-        torch.testing.assert_close(m.alpha.detach(), ref.arch_parameters.detach(), **GRAD_TOL)
-        _assert_same_weights(ref, m.ctx.supernet)
+        _assert_step_matches(out, loss, arch_loss, ref, m)
 
 
 # --- DARTS-V2 ----------------------------------------------------------------------------------------------------
@@ -232,11 +237,7 @@ def test_gdas_two_steps_match_reference(tau):
         loss, arch_loss = _ref_gdas_step(ref, w_opt, a_opt, batch)
         torch.manual_seed(100 + i)
         out = m.search_step(*batch, 0, i)
-        assert out["train_loss"] == pytest.approx(loss, **LOSS_TOL)
-        assert out["valid_loss"] == pytest.approx(arch_loss, **LOSS_TOL)
-        torch.testing.assert_close(m.alpha.grad, ref.arch_parameters.grad, **GRAD_TOL)
-        torch.testing.assert_close(m.alpha.detach(), ref.arch_parameters.detach(), **GRAD_TOL)
-        _assert_same_weights(ref, m.ctx.supernet)
+        _assert_step_matches(out, loss, arch_loss, ref, m)
 
 
 def test_gdas_tau_schedule_matches_script():
