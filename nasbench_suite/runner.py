@@ -325,6 +325,7 @@ def run_one(spec: RunSpec, options: RunOptions, progress: ProgressFn | None = No
 
     store = Store(options.results)
     if not options.force and store.is_done(spec.run_id):
+        _release_stale_claim(store, spec.run_id, options.claim_stale_s)
         return read_record(store.record_path(spec.run_id))
     store.ensure_writable()
     # One owner per run (ClaimHeld if another live process has it); the claim is checked again under it, since
@@ -346,6 +347,20 @@ def run_one(spec: RunSpec, options: RunOptions, progress: ProgressFn | None = No
         return Run(spec, options).execute(beat)
     finally:
         claim.release()
+
+
+def _release_stale_claim(store: Store, run_id: str, stale_after_s: float) -> None:
+    """A process killed between writing a run's record and releasing its claim leaves the claim behind on a finished
+    run; the next visit takes a stale one over and releases it (a live holder, about to release it, keeps it)."""
+    from .claims import CLAIM_FILE, ClaimHeld, acquire
+
+    run_dir = store.run_dir(run_id)
+    if not (run_dir / CLAIM_FILE).exists():
+        return
+    try:
+        acquire(run_dir, stale_after_s).release()
+    except (ClaimHeld, OSError):
+        pass
 
 
 def _set_aside_unfinished_leftovers(store: Store, run_id: str) -> None:

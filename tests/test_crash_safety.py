@@ -223,3 +223,24 @@ def test_truncated_record_is_not_done_is_reported_and_is_rerun(tmp_path, referen
     assert len(list(rec_path.parent.glob("record.corrupt-*.json"))) == 1  # the half file is kept aside
     assert _comparable(tmp_path, rid) == _comparable(reference, rid)
     assert load_runs(tmp_path).problems == []
+
+
+def test_claim_left_on_a_finished_run_is_released_on_the_next_visit(tmp_path):
+    """Killed after writing the record, before releasing the claim: the finished run keeps a dead process's claim
+    until the next `run` visits it, which takes it over and releases it without rerunning anything."""
+    from nasbench_suite.claims import CLAIM_FILE, acquire
+    from nasbench_suite.config import RunSpec
+    from nasbench_suite.runner import RunOptions, run_one
+
+    spec = RunSpec("rsps", 0, "quick", TINY)
+    opts = RunOptions(results=tmp_path)
+    first = run_one(spec, opts)
+    run_dir = Store(tmp_path).run_dir(spec.run_id)
+    acquire(run_dir)  # this process's claim ...
+    (run_dir / CLAIM_FILE).write_text(json.dumps({"pid": 2**22 + 12345, "host": os.uname().nodename,
+                                                   "start": "0", "time": 0}))  # ... now a dead process's  # fmt: skip
+    record_bytes = Store(tmp_path).record_path(spec.run_id).read_bytes()
+    again = run_one(spec, opts)
+    assert again["final"] == first["final"]
+    assert not (run_dir / CLAIM_FILE).exists()
+    assert Store(tmp_path).record_path(spec.run_id).read_bytes() == record_bytes
