@@ -130,13 +130,6 @@ class NodeOps(nn.Module):
                 self.num_batches_tracked[s] += 1
         return F.batch_norm(x, rm, rv, w, b, training, 0.1, 1e-5)
 
-    def all_edges(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """conv3 and conv1 outputs of every outgoing edge for the ReLU'd input ``r``: two (B, k*C, H, W) tensors."""
-        kc = self.k * self.C
-        y = torch.cat([F.conv2d(r, self.conv3, self.bias3, padding=1), F.conv2d(r, self.conv1, self.bias1)], 1)
-        y = self._bn(y, slice(0, 2 * kc), range(2 * self.k))
-        return y[:, :kc], y[:, kc:]
-
     def weighted(self, r: torch.Tensor, s3: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         """``w3[e] * conv3_e(r) + w1[e] * conv1_e(r)`` of every outgoing edge as one (B, k*C, H, W) tensor.
 

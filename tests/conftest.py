@@ -21,14 +21,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 
 
+def skip_unless_ci(msg: str) -> None:
+    """Skip with ``msg``; under CI=true fail instead (CI always has what these tests need, so a skip there would
+    hide a broken install or path)."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg + " (CI=true, where it must be present)")
+    pytest.skip(msg)
+
+
 def require_shared(relative: str = "") -> Path:
     """Return ``../shared/<relative>``; skip (or fail under CI=true) when it does not exist."""
     path = SHARED / relative
     if not path.exists():
-        msg = f"{path} is absent: this test needs the project's ../shared folder (reference data)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + " and CI=true, where it must exist")
-        pytest.skip(msg)
+        skip_unless_ci(f"{path} is absent: this test needs the project's ../shared folder (reference data)")
     return path
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 
 import pytest
 import torch
@@ -13,6 +12,8 @@ from methods.e2nas.graph import ADD, END, START, cell_to_types, types_to_ops
 from methods.e2nas.train_vae import all_types, evaluate_gates, fit_vae, min_pairwise_distance
 from methods.e2nas.vae import DEFAULT_WEIGHTS, GraphVAE, VAEConfig, load_default_vae, load_vae, save_vae
 from nasbench_suite.space import NUM_CELLS, Cell, all_ops_array
+
+from .conftest import skip_unless_ci
 
 OPT = "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 
@@ -137,10 +138,7 @@ def test_min_pairwise_distance_in_chunks():
 def _require_weights() -> None:
     """Skip when the weights file is absent (fail under CI=true, as ``conftest.require_shared`` does)."""
     if not DEFAULT_WEIGHTS.exists():
-        msg = f"{DEFAULT_WEIGHTS} is absent: train it with `python -m methods.e2nas.train_vae --seed 0`"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_unless_ci(f"{DEFAULT_WEIGHTS} is absent: train it with `python -m methods.e2nas.train_vae --seed 0`")
 
 
 @pytest.fixture(scope="module")

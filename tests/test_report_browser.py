@@ -12,6 +12,7 @@ import pytest
 
 from nasbench_suite.analysis import render_report
 
+from .conftest import skip_unless_ci
 from .test_analysis import GOOD, MIXED, SKIP, FakeBenchmark, bench, write_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -24,10 +25,7 @@ def _chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    msg = "headless Chromium is not installed (apt-get install -y chromium); the HTML report is not checked in a browser"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(msg + " and CI=true, where it must be installed")
-    pytest.skip(msg)
+    skip_unless_ci("headless Chromium is not installed (apt-get install -y chromium); the HTML report is not checked in a browser")
 
 
 def test_html_report_renders_in_chromium(tmp_path: Path):
