@@ -98,7 +98,7 @@ def _rng_restore(snap: dict[str, Any]) -> None:
 def _reason(exc: BaseException) -> str:
     """One line saying why a checkpoint was refused (torch's weights_only message runs over many lines)."""
     text = str(exc)
-    refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    refused = re.search(r"GLOBAL ([\w.]+)", text)  # "Unsupported global: GLOBAL x.y" / "unsupported GLOBAL x.y"
     if refused:
         return f"it refers to {refused.group(1)}, which a checkpoint never holds; not loaded"
     first = (text.strip().splitlines() or [""])[0][:200]
