@@ -75,7 +75,7 @@ CASES = [
     (["run", "--set", "lr=fast"], "error: lr needs a number, got 'fast'"),
     (["run", "--set", "nesterov=maybe"], "error: nesterov needs true/false, got 'maybe'"),
     (["run", "--set", "arch_betas=1"], "error: arch_betas needs 2 comma-separated values, got '1'"),
-    (["run", "--set", "epochs=0"], "error: epochs and batch_size must be at least 1"),
+    (["run", "--set", "epochs=0"], "error: epochs=0 is out of range: it must be >= 1 and <= 100000 (from --set)"),
     (["run", "--grid", "nope"], "error: method rsps has no grid 'nope' (its grids: none)"),
     (["run", "--dataset", "mnist"], "error: unknown dataset 'mnist': expected one of digits, cifar10"),
     (["run", "--data-root", "{root}/nonexistent"], "error: data root {root}/nonexistent does not exist"),
