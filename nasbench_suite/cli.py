@@ -42,7 +42,28 @@ def _methods_list(value: str) -> list[str]:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group; plugin commands are imported on first use, inside :func:`main` (they pull in torch:
+    seconds in which a Ctrl-C must still end in one line, not a traceback)."""
+
+    _plugins_loaded = False
+
+    def _load_plugins(self) -> None:
+        if not self._plugins_loaded:
+            type(self)._plugins_loaded = True
+            _register_plugins()
+
+    def get_command(self, ctx, name):
+        if name not in self.commands:
+            self._load_plugins()
+        return super().get_command(ctx, name)
+
+    def list_commands(self, ctx):
+        self._load_plugins()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nas-suite")
 def cli() -> None:
     """Compare one-shot NAS methods on NAS-Bench-201: search, query, store, report."""
@@ -192,14 +213,31 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
         outcomes = run_pool(plan, options, workers, on_outcome)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "claimed", "failed")}
     counts["requeued"] = sum(o.requeues > 0 for o in outcomes)
+    abandoned = _abandoned(outcomes, Store(results), options.claim_stale_s)
     if as_json:
         click.echo(json.dumps([{"run_id": o.run_id, "status": o.status, "error": o.error,
                                 "arch": (o.record or {}).get("final", {}).get("arch"), "requeues": o.requeues,
                                 "log": o.log} for o in outcomes], indent=1))  # fmt: skip
+    for run_id, holder in abandoned:
+        say(f"    {run_id}: skipped for {holder}, which ended without finishing it; run again to finish it")
+    left = f" ({len(abandoned)} left unfinished by it)" if abandoned else ""
     say(f"finished: {counts['done']} run, {counts['skipped']} already stored, {counts['claimed']} run by another "
-        f"process, {counts['failed']} failed" + (f", {counts['requeued']} requeued" if copts is not None else ""))
-    if counts["failed"]:
+        f"process{left}, {counts['failed']} failed" + (f", {counts['requeued']} requeued" if copts is not None else ""))
+    if counts["failed"] or abandoned:
         sys.exit(1)
+
+
+def _abandoned(outcomes, store, stale_after_s: float) -> list[tuple[str, str]]:
+    """Runs skipped because another process held them, which has since ended with the run unfinished:
+    ``(run_id, who held it)`` for each."""
+    from .claims import live_holder
+
+    out = []
+    for o in outcomes:
+        if o.status == "claimed" and not store.is_done(o.run_id):
+            if live_holder(store.run_dir(o.run_id), stale_after_s) is None:
+                out.append((o.run_id, (o.error or "").split(" is being run by ")[-1] or "another process"))
+    return out
 
 
 def _check_data(protocols, data_root) -> None:
@@ -325,24 +363,54 @@ def _register_plugins() -> None:
         cli.add_command(getattr(mod, attr))
 
 
-_register_plugins()
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived. A BaseException, so that no ``except Exception`` (a run's failure handling)
+    swallows it, while every ``finally`` on the way out runs: the run's claim is released, a half-written file
+    removed; the run's last complete checkpoint is what the next ``run`` resumes from."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame) -> None:
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # one is enough; a second must not cut the clean-up short
+        signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(signum)
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 2."""
+    """Entry point: user errors become one line on stderr and exit code 2; SIGINT/SIGTERM one line and 130/143."""
+    import signal
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         cli.main(standalone_mode=False)
+    except Interrupted as e:
+        name = signal.Signals(e.signum).name
+        click.echo(f"interrupted ({name}): finished runs are stored, claims released; a run cut short resumes from "
+                   "its last complete epoch when the same command runs again", err=True)  # fmt: skip
+        sys.exit(128 + e.signum)
     except NasSuiteError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except OSError as e:  # the machine, not the user's input nor a bug: a full disk, a folder we may not write
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"error: {where}{e.strerror or e}", err=True)
+        sys.exit(2)
     except click.ClickException as e:  # usage errors too: one line, not click's usage block
         click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(2 if e.exit_code in (1, 2) else e.exit_code)
     except SystemExit:
         raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
