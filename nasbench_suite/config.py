@@ -138,6 +138,12 @@ class Protocol:
     tf32: bool = False  # TF32 matmuls/convolutions on CUDA (changes numerics)
     channels_last: bool = False  # channels-last activations (cuDNN's fast layout with bf16)
     compile: str = setting("off", choices=COMPILE_MODES)  # torch.compile the mixture forward
+    # Numerics (nasbench_suite/numerics.py). The regression check runs float64 with oneDNN off so that its numbers
+    # do not depend on the CPU's instruction set; real searches keep the fast defaults.
+    # dtype: every tensor of the run (supernet, data, arch parameters, optimisers); numerics.DTYPES maps the names
+    dtype: str = setting("float32", choices=("float32", "float64"))
+    onednn: bool = True  # oneDNN CPU kernels (their float32 summation order depends on the instruction set)
+    deterministic: bool = False  # torch.use_deterministic_algorithms for the run
 
     def lr_at(self, epoch: int) -> float:
         """Cosine schedule stepped once per epoch (xautodl's CosineAnnealingLR; period ``lr_tmax`` or epochs)."""
