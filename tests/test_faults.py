@@ -201,3 +201,27 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_a_checkpoint_that_no_longer_fits_the_code_is_set_aside_and_the_run_starts_afresh(tmp_path, capsys):
+    import torch
+
+    from nasbench_suite.runner import Run
+
+    spec = RunSpec("darts-v1", 0, "quick", tuple(sorted({**TINY, "epochs": "3"}.items())))
+    reference = run_one(spec, RunOptions(results=tmp_path / "ref"))
+    options = RunOptions(results=tmp_path / "results")
+    assert Run(spec, options).execute(stop_after=1) is None  # one epoch done, then "killed"
+    ck = Store(options.results).checkpoint_path(spec.run_id)
+    state = torch.load(ck, weights_only=True)
+    # the supernet part still loads (its weights are then in place), the method part no longer fits
+    state["method"] = {"renamed_in_a_new_version": state["method"]["alpha"]}
+    torch.save(state, ck)
+    capsys.readouterr()
+    record = run_one(spec, options)
+    err = capsys.readouterr().err
+    assert "ignoring unreadable checkpoint" in err and "KeyError" in err, err
+    assert len(list(ck.parent.glob("checkpoint.corrupt-*.pt"))) == 1
+    # started from exactly the state an uninterrupted run starts from, not from half-loaded weights
+    assert record["timings"]["resumed"] is False
+    assert record["final"] == reference["final"]
