@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nasbench_suite.config import setting
 from nasbench_suite.method import ce_and_acc, register
 from nasbench_suite.space import EDGES, NUM_NODES, NUM_OPS, Cell, all_ops_array, sample_cell
 
@@ -62,13 +63,9 @@ class SETN(AlphaMethod):
     class Hparams:
         #: "dynamic" = one uniform cell per step (the script); "urs" = one cell per search layer, the
         #: reference's forward_urs (commented out in the script)
-        weight_sampling: str = "dynamic"
+        weight_sampling: str = setting("dynamic", choices=("dynamic", "urs"))
         #: the script's SETN weight step does not clip; true applies the protocol's grad_clip
         clip_weight_grads: bool = False
-
-        def __post_init__(self):
-            if self.weight_sampling not in ("dynamic", "urs"):
-                raise ValueError(f"weight_sampling must be 'dynamic' or 'urs', got {self.weight_sampling!r}")
 
     def sample_weight_cells(self) -> Cell | list[Cell]:
         rng = self.ctx.rng

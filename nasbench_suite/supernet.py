@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import AMP_MODES, COMPILE_MODES
 from .space import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, Cell
 
 NONE, SKIP, CONV1, CONV3, POOL = range(NUM_OPS)
@@ -429,8 +430,7 @@ def _as_index(index) -> tuple[int, ...]:
     return idx
 
 
-AMP_DTYPES = {"off": None, "bf16": torch.bfloat16}
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+AMP_DTYPES = dict(zip(AMP_MODES, (None, torch.bfloat16), strict=True))
 
 
 def apply_fast_options(net: Supernet, amp: str = "off", channels_last: bool | None = None, compile: str = "off") -> None:
