@@ -283,16 +283,16 @@ class E2NAS(OneShotMethod):
             total = term if total is None else total + term
         return total, logits, len(terms)
 
-    def arch_grad(self, xv, yv, a_arch, P, archive_cell=None) -> dict[str, float]:
+    def arch_grad(self, xv, yv, a_arch, P, archive_cell=None) -> dict[str, Any]:
         """Append ``archive_cell`` (default ``a_arch``) to the archive, compute the arch gradient into ``z.grad``
-        and return the step's logs.
+        and return the step's logs (0-dim tensors, still on the device, or floats).
 
         ``L_val = CE(w; H)``, ``H = onehot(a_arch) - P.detach() + P``. With a full archive and a live novelty,
         ``z.grad = (1 - gamma) dL_val/dz + gamma kappa dN/dz`` where ``kappa = |dL_val/dz| / |dN/dz|`` (a constant
         per step; 1 if either is 0) under ``balance_novelty`` (else 1, the spec's raw formula): the exploration
         term then has the validation term's size and gamma is the share of the step it steers. Logged: the two
-        weighted norms (``grad_val``, ``grad_nov``), their ratio (``grad_ratio``, 0 while the novelty is off)
-        and ``kappa``.
+        weighted norms (``grad_val``, ``grad_nov``), their ratio (``grad_ratio``; 0 while the novelty is off or
+        the validation gradient is 0) and ``kappa``.
         """
         onehot = F.one_hot(torch.tensor(a_arch, device=P.device), NUM_OPS).to(P.dtype)
         H = onehot - P.detach() + P
@@ -303,25 +303,31 @@ class E2NAS(OneShotMethod):
         g_val = torch.autograd.grad(val_loss, [z], allow_unused=True)[0] if val_loss.requires_grad else None
         g_val = torch.zeros_like(z) if g_val is None else g_val
         grad = (1 - g) * g_val
-        logs = {"valid_loss": val_loss.item(), "valid_acc": val_acc, "novelty": 0.0, "grad_val": 0.0,
-                "grad_nov": 0.0, "grad_ratio": 0.0, "kappa": 0.0}  # fmt: skip
-        n_val = float(g_val.norm())
-        logs["grad_val"] = (1 - g) * n_val
+        # Everything below stays on the device (no host sync inside the step); the caller turns logs into floats.
+        zero = val_loss.new_zeros(())
+        n_val = g_val.norm()
+        logs: dict[str, Any] = {"valid_loss": val_loss.detach(), "valid_acc": val_acc, "novelty": zero,
+                                "grad_val": (1 - g) * n_val, "grad_nov": zero, "grad_ratio": zero, "kappa": zero}  # fmt: skip
+        loss = (1 - g) * val_loss.detach()
         if self.novelty.full:
             live = not self.sw["official_nograd_novelty"]
             nov = self.novelty(z, grad=live)
-            logs["novelty"] = nov.item()
+            logs["novelty"] = nov.detach()
+            loss = loss + g * nov.detach()
             if live and g > 0:
                 (g_nov,) = torch.autograd.grad(nov, [z])
-                n_nov = float(g_nov.norm())
-                kappa = n_val / n_nov if self.hparams.balance_novelty and n_val > 0 and n_nov > 0 else 1.0
+                n_nov = g_nov.norm()
+                one = torch.ones_like(n_nov)
+                if self.hparams.balance_novelty:  # kappa = |g_val| / |g_nov|, 1 when either is 0
+                    ok = (n_val > 0) & (n_nov > 0)
+                    kappa = torch.where(ok, n_val / torch.where(ok, n_nov, one), one)
+                else:
+                    kappa = one
                 grad = grad + (g * kappa) * g_nov
                 logs.update(grad_nov=g * kappa * n_nov, kappa=kappa)
-                logs["grad_ratio"] = logs["grad_nov"] / logs["grad_val"] if logs["grad_val"] > 0 else float("inf")
-            loss = (1 - g) * val_loss.detach() + g * nov.detach()
-        else:
-            loss = (1 - g) * val_loss.detach()
-        logs["arch_loss"] = loss.item()
+                gv = logs["grad_val"]  # the ratio is logged as 0 when the validation gradient is 0 (no inf in metrics)
+                logs["grad_ratio"] = torch.where(gv > 0, logs["grad_nov"] / torch.where(gv > 0, gv, one), zero)
+        logs["arch_loss"] = loss
         z.grad = grad
         return logs
 
@@ -349,7 +355,7 @@ class E2NAS(OneShotMethod):
             "train_loss": train_loss.item(),
             "train_acc": train_acc,
             "weight_loss": w_loss.item(),
-            **logs,
+            **{k: float(v) for k, v in logs.items()},
             "gamma": self.gamma,
             "st_tau": self.st_tau,
             "w_passes": float(passes),
