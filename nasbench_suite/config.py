@@ -54,6 +54,11 @@ class Protocol:
     tf32: bool = False  # TF32 matmuls/convolutions on CUDA (changes numerics)
     channels_last: bool = False  # channels-last activations (cuDNN's fast layout with bf16)
     compile: str = "off"  # torch.compile the mixture forward: default | reduce-overhead | max-autotune
+    # Numerics (nasbench_suite/numerics.py). The regression check runs float64 with oneDNN off so that its numbers
+    # do not depend on the CPU's instruction set; real searches keep the fast defaults.
+    dtype: str = "float32"  # float32 | float64: every tensor of the run (supernet, data, arch parameters, optimisers)
+    onednn: bool = True  # oneDNN CPU kernels (their float32 summation order depends on the instruction set)
+    deterministic: bool = False  # torch.use_deterministic_algorithms for the run
 
     def lr_at(self, epoch: int) -> float:
         """Cosine schedule stepped once per epoch (xautodl's CosineAnnealingLR; period ``lr_tmax`` or epochs)."""
@@ -232,6 +237,8 @@ def resolve(spec: RunSpec, hparams_cls: type, method_name: str) -> ResolvedConfi
     protocol = Protocol(name=spec.protocol, **pvals)
     if protocol.epochs < 1 or protocol.batch_size < 1:
         raise ConfigError("epochs and batch_size must be at least 1")
+    if protocol.dtype not in ("float32", "float64"):
+        raise ConfigError(f"dtype must be float32 or float64, got {protocol.dtype!r}")
     try:
         hparams = hparams_cls(**hvals)
     except (TypeError, ValueError) as e:

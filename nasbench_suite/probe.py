@@ -108,7 +108,7 @@ class ProbeNet(nn.Module):
 
     def __init__(self, cost: np.ndarray):
         super().__init__()
-        self.register_buffer("C", torch.as_tensor(cost, dtype=torch.float32))
+        self.register_buffer("C", torch.as_tensor(cost, dtype=torch.get_default_dtype()))
         self.w = nn.Parameter(torch.zeros(()))  # held at 0 (lr 0); gives weight steps a gradient to take
 
     def _logits(self, q: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from .config import RunSpec, resolve
 from .data import BatchStream, load_dataset, search_split
 from .errors import StoreError
 from .method import SearchContext, get_method, rng_state, set_rng_state
+from .numerics import numerics, torch_dtype
 from .store import SCHEMA_VERSION, Store, atomic_write_bytes
 from .supernet import Supernet, SupernetConfig
 
@@ -117,40 +118,48 @@ class Run:
         self.benchmark = benchmark if benchmark is not None else open_benchmark(options.benchmark)
         self.device = torch.device(options.device)
 
-        seed_everything(spec.seed)
-        self.dataset = load_dataset(p.dataset, options.data_root)
-        split = search_split(self.dataset, p.split_seed)
-        stream = dict(device=self.device, batch_size=p.batch_size)
-        self.train_stream = BatchStream.from_part(split.train, self.dataset, seed=spec.seed * 2 + 1, **stream)
-        self.valid_stream = BatchStream.from_part(split.valid, self.dataset, seed=spec.seed * 2 + 2, **stream)
-        self._valid_part = split.valid
-        self.steps_per_epoch = p.steps_per_epoch or self.train_stream.steps_per_epoch
+        # Everything the run creates (supernet, data, arch parameters, controllers) follows the protocol's numerics.
+        with self.numerics():
+            seed_everything(spec.seed)
+            self.dataset = load_dataset(p.dataset, options.data_root)
+            split = search_split(self.dataset, p.split_seed)
+            stream = dict(device=self.device, batch_size=p.batch_size, dtype=torch_dtype(p.dtype))
+            self.train_stream = BatchStream.from_part(split.train, self.dataset, seed=spec.seed * 2 + 1, **stream)
+            self.valid_stream = BatchStream.from_part(split.valid, self.dataset, seed=spec.seed * 2 + 2, **stream)
+            self._valid_part = split.valid
+            self.steps_per_epoch = p.steps_per_epoch or self.train_stream.steps_per_epoch
 
-        self.supernet = Supernet(
-            SupernetConfig(p.C, p.N, self.dataset.num_classes, p.affine, p.track_running_stats)
-        ).to(self.device)
-        apply_protocol_fast_options(self.supernet, p)
-        self.w_optimizer = torch.optim.SGD(
-            self.supernet.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay
-        )
-        self.method = cls(self.config.hparams)
-        self.ctx = SearchContext(
-            supernet=self.supernet,
-            protocol=p,
-            device=self.device,
-            seed=spec.seed,
-            epochs=p.epochs,
-            steps_per_epoch=self.steps_per_epoch,
-            rng=np.random.default_rng(spec.seed),
-            w_optimizer=self.w_optimizer,
-            selection_batches=self.selection_batches,
-            # the run's own validation stream (checkpointed here), for methods that need more validation
-            # batches than the one per step (ENAS's controller phase at the end of each epoch)
-            extra={"valid_stream": self.valid_stream},
-        )
-        self.method.setup(self.ctx)
+            self.supernet = Supernet(
+                SupernetConfig(p.C, p.N, self.dataset.num_classes, p.affine, p.track_running_stats)
+            ).to(self.device, torch_dtype(p.dtype))
+            apply_protocol_fast_options(self.supernet, p)
+            self.w_optimizer = torch.optim.SGD(
+                self.supernet.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay
+            )
+            self.method = cls(self.config.hparams)
+            self.ctx = SearchContext(
+                supernet=self.supernet,
+                protocol=p,
+                device=self.device,
+                seed=spec.seed,
+                epochs=p.epochs,
+                steps_per_epoch=self.steps_per_epoch,
+                rng=np.random.default_rng(spec.seed),
+                w_optimizer=self.w_optimizer,
+                selection_batches=self.selection_batches,
+                # the run's own validation stream (checkpointed here), for methods that need more validation
+                # batches than the one per step (ENAS's controller phase at the end of each epoch)
+                extra={"valid_stream": self.valid_stream},
+            )
+            self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
+
+    def numerics(self):
+        """The protocol's numerics (dtype, oneDNN, determinism) as a context: entered while the run is built and
+        around every epoch, left in between, so other code in the process keeps its own settings."""
+        p = self.protocol
+        return numerics(p.dtype, p.onednn, p.deterministic)
 
     def selection_batches(self, epoch: int):
         """Validation batches for candidate scoring, from a stream seeded by (seed, epoch): deriving a cell never
@@ -158,7 +167,8 @@ class Run:
         p = self.protocol
         bs = min(p.select_batch_size, len(self._valid_part))
         return BatchStream.from_part(
-            self._valid_part, self.dataset, device=self.device, batch_size=bs, seed=10_000 * (self.spec.seed + 1) + epoch
+            self._valid_part, self.dataset, device=self.device, batch_size=bs, seed=10_000 * (self.spec.seed + 1) + epoch,
+            dtype=torch_dtype(p.dtype),
         )
 
     # -- checkpoints ------------------------------------------------------------------------------------------
@@ -216,6 +226,10 @@ class Run:
     # -- the loop ---------------------------------------------------------------------------------------------
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         """Train one epoch, derive the cell, query the benchmark; return the epoch's metrics line."""
+        with self.numerics():
+            return self._run_epoch(epoch)
+
+    def _run_epoch(self, epoch: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         self.supernet.train()
         for group in self.w_optimizer.param_groups:

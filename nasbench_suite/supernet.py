@@ -264,7 +264,8 @@ def inv_count(h: torch.Tensor) -> torch.Tensor:
     t = _INV.get(key)
     if t is None:
         ones = torch.ones(1, 1, H, W, device=h.device, dtype=torch.float32)
-        t = _INV[key] = (1.0 / F.conv2d(ones, torch.ones(1, 1, 3, 3, device=h.device), padding=1)).to(h.dtype)
+        kernel = torch.ones(1, 1, 3, 3, device=h.device, dtype=torch.float32)
+        t = _INV[key] = (1.0 / F.conv2d(ones, kernel, padding=1)).to(h.dtype)
     return t
 
 
@@ -359,7 +360,7 @@ class Supernet(nn.Module):
                     h = layer(h)
             h = F.relu(self.lastact(h))
             logits = self.classifier(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
-        return logits.float()
+        return logits.to(self.classifier.weight.dtype)  # fp32 under bf16 autocast; a float64 run stays float64
 
     @property
     def _plan(self) -> list[tuple[bool, nn.Module]]:

@@ -380,6 +380,8 @@ def test_official_decode_draws_independently_per_role(tiny_vae):
     torch.manual_seed(3)
     rows = m.vae.decode(m.z.detach().expand(len(ROLES), -1), stochastic=True)
     assert [cells[r] for r in ROLES] == [tuple(r) for r in rows.tolist()]
+    for c in cells.values():  # six op ids of the NB201 space
+        assert len(c) == 6 and all(0 <= o < 5 for o in c) and Cell.parse(Cell(c).arch_str) == Cell(c)
     # P along the arch cell's sampled path (teacher-forced walk), rows are probabilities
     teacher = torch.tensor([cells["arch"]])
     logits = m.vae.decode_logits(m.z.detach()[None], teacher_ops=teacher)[0]

@@ -142,7 +142,7 @@ class E2NAS(OneShotMethod):
         self.sw = self.switches
         self.schedule = parse_gamma(hp.gamma)
         vae, self.vae_sha256, self.vae_path = self._load_vae(ctx)
-        self.vae = vae.to(dev).eval()
+        self.vae = vae.to(dev, torch.get_default_dtype()).eval()  # the run's dtype (float64 in the regression)
         for q in self.vae.parameters():
             q.requires_grad_(False)
         nz = self.vae.config.nz
