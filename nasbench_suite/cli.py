@@ -353,7 +353,7 @@ def _register_plugins() -> None:
     import importlib
 
     for module, attr in (("methods.e2nas.cli", "e2nas"), ("nasbench_suite.bench", "bench"),
-                         ("nasbench_suite.analysis.cli", "regress")):  # fmt: skip
+                         ("nasbench_suite.analysis.cli", "regress"), ("nasbench_suite.probe", "probe_search_cmd")):  # fmt: skip
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -182,19 +182,24 @@ def test_novelty_of_a_collapsed_archive_stays_finite():
 # -- the method: gradient paths ----------------------------------------------------------------------------------
 def test_ours_arch_step_moves_z_through_the_validation_loss_and_the_decoder(trained_vae):
     m = make_method(trained_vae, gamma="static:0")
-    for p in m.vae.parameters():  # only to observe the path; the method freezes them
-        p.requires_grad_(True)
-    a_t, P = m.propose()
+    head = next(m.vae.type_head.parameters())
+    head.requires_grad_(True)  # only to observe the path; the method freezes the autoencoder
+    cells, P = m.propose()
+    a_t = cells["weight"]
+    assert set(cells.values()) == {a_t}  # argmax decode: every role is the same cell
     assert a_t != (0,) * NUM_EDGES  # a cell through which the loss depends on the weights
     assert P.requires_grad and P.shape == (NUM_EDGES, NUM_OPS)
-    assert torch.allclose(P.sum(-1), torch.ones(NUM_EDGES))  # decoder probabilities, one row per edge
+    # the straight-through probabilities are the decoder's, at the epoch's temperature
+    logits = m.vae.decode_logits(m.z.detach()[None])[0]
+    assert m.st_tau == 10.0 and torch.allclose(P, torch.softmax(logits / m.st_tau, -1), atol=1e-6)
     assert a_t == m.derive(0).ops
-    loss, logs = m.arch_loss(*batch(1), a_t, P)
-    loss.backward()
-    assert m.z.grad is not None and m.z.grad.abs().sum() > 0
-    # the path runs through the decoder (its type head receives gradient), not around it
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.vae.type_head.parameters())
-    # and through the whole step: gamma = 0, so only L_val acts, and z moves
+    # the path runs through the decoder (its type head would receive gradient), not around it
+    H = F.one_hot(torch.tensor(a_t), NUM_OPS).float() - P.detach() + P
+    loss = F.cross_entropy(m.ctx.supernet.forward_hard(batch(1)[0], H, a_t), batch(1)[1])
+    gz, gh = torch.autograd.grad(loss, [m.z, head], allow_unused=True)
+    assert gz.abs().sum() > 0 and gh is not None and gh.abs().sum() > 0
+    head.requires_grad_(False)
+    # ... and through the whole step: gamma = 0, so only L_val acts, and z moves
     m2 = make_method(trained_vae, gamma="static:0")
     z0 = m2.z.detach().clone()
     out = m2.search_step(batch(2), batch(3), 0, 0)
@@ -202,10 +207,84 @@ def test_ours_arch_step_moves_z_through_the_validation_loss_and_the_decoder(trai
     assert out["arch_loss"] == pytest.approx(out["valid_loss"]) and out["novelty"] == 0.0
 
 
+def test_st_temperature_keeps_the_latent_gradient_alive_at_cells(trained_vae):
+    """At a cell's encoding the decoder is saturated (max probability ~0.996+): at temperature 1 dL/dz is tiny; the
+    annealed temperature (10 in the first epoch) keeps it at the size it has between cells."""
+    m = make_method(trained_vae, gamma="static:0")
+    norms = {}
+    for tau in (1.0, 10.0):
+        m.st_tau = tau
+        _, P = m.propose()
+        g = torch.randn(NUM_EDGES, NUM_OPS, generator=torch.Generator().manual_seed(0))
+        (gz,) = torch.autograd.grad((g * P).sum(), [m.z])
+        norms[tau] = float(gz.norm())
+    assert norms[10.0] > 5 * norms[1.0]
+    # the schedule: linear from st_tau_max to st_tau_min over the epochs
+    m.begin_epoch(0)
+    first = m.st_tau
+    m.begin_epoch(m.ctx.epochs - 1)
+    assert (first, m.st_tau) == (10.0, 1.0)
+
+
+def test_z_starts_at_a_different_cell_per_seed(trained_vae):
+    from methods.e2nas.search import E2NAS
+
+    starts, z0s = [], []
+    for seed in range(5):
+        m = E2NAS(E2NAS.Hparams())
+        m.setup(make_ctx(trained_vae, seed=seed))
+        starts.append(m.start_cell)
+        z0s.append(m.z.detach().clone())
+        # z0 is the encoder mean of the start cell, which decodes back to it (gate (i))
+        assert m.derive(0).ops == m.start_cell
+        assert torch.equal(m.z.detach(), m._encode_one(Cell(m.start_cell).index))
+        assert m.run_info()["start_cell"] == Cell(m.start_cell).arch_str
+    assert len(set(starts)) == 5
+    # the same seed gives the same start
+    again = E2NAS(E2NAS.Hparams())
+    again.setup(make_ctx(trained_vae, seed=3))
+    assert torch.equal(again.z.detach(), z0s[3])
+    # official: z0 = 1e-3 N(0, I)
+    off = E2NAS(E2NAS.Hparams(official_z_init=True))
+    off.setup(make_ctx(trained_vae, seed=0))
+    assert float(off.z.detach().abs().max()) < 0.01
+
+
+def test_z_optimiser_has_no_decay_and_its_own_lr_unless_official(tiny_vae):
+    m = make_method(tiny_vae)
+    group = m.a_optimizer.param_groups[0]
+    assert group["weight_decay"] == 0.0 and group["lr"] == m.hparams.z_lr
+    off = make_method(tiny_vae, official_z_adam=True)
+    group = off.a_optimizer.param_groups[0]
+    p = off.ctx.protocol
+    assert group["weight_decay"] == p.arch_weight_decay and group["lr"] == p.arch_lr
+
+
+def test_novelty_and_validation_gradients_stay_balanced(trained_vae):
+    """gamma = 0.5 with a full archive: the weighted norms of the two gradient terms stay within a factor of 10 of
+    each other at every step (the spec's raw formula does not: its novelty gradient is orders larger)."""
+    torch.manual_seed(0)
+
+    def ratios(**hp):
+        m = make_method(trained_vae, gamma="static:0.5", archive_size=3, **hp)
+        out = []
+        for s in range(12):
+            logs = m.search_step(batch(30 + s), batch(60 + s), 0, s)
+            if s >= 2:  # the archive is full from the third step on
+                assert logs["novelty"] != 0.0 and logs["grad_val"] > 0 and logs["grad_nov"] > 0
+                out.append(logs["grad_ratio"])
+        return out
+
+    balanced = ratios()
+    assert all(0.1 <= r <= 10 for r in balanced), balanced
+    raw = ratios(balance_novelty=False)
+    assert max(raw) > 10, raw  # why the balance is needed
+
+
 def test_setup_freezes_the_vae(tiny_vae):
     m = make_method(tiny_vae)
     assert not m.vae.training and not any(p.requires_grad for p in m.vae.parameters())
-    assert m.arch_parameters() == [m.z] and m.z.shape == (30,) and float(m.z.abs().max()) < 0.01
+    assert m.arch_parameters() == [m.z] and m.z.shape == (30,)
 
 
 def _weight_grads(m: E2NAS, x, y, cells) -> list[torch.Tensor]:
@@ -223,7 +302,9 @@ def _current_only_grads(m: E2NAS, x, y, a_t, scale) -> list[torch.Tensor]:
     return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in net.parameters()]
 
 
-def test_official_nograd_complement_leaves_only_the_current_cell_gradient(tiny_vae):
+def test_official_nograd_complement_gives_exactly_the_official_gradient(tiny_vae):
+    """The authors' `loss = base + ((1-eps) base.item() + eps/2 (pre + comp)) - base.detach()`: the value of the
+    three-term formula, the gradient of CE(a_t) with coefficient 1 (not 1 - eps)."""
     x, y = batch(4)
     a_t, a_prev = (3, 2, 3, 1, 3, 4), (3, 2, 1, 1, 0, 4)
     a_bar = complementary_cell(a_prev, a_t, np.random.default_rng(0))
@@ -231,9 +312,15 @@ def test_official_nograd_complement_leaves_only_the_current_cell_gradient(tiny_v
     eps = 0.5
     off = make_method(tiny_vae, eps=eps, official_nograd_complement=True)
     g_off = _weight_grads(off, x, y, (a_t, a_prev, a_bar))
-    g_cur = _current_only_grads(off, x, y, a_t, 1 - eps)
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g_off, g_cur))
-    # [ours]: the complement terms do reach the weights
+    g_cur = _current_only_grads(off, x, y, a_t, 1.0)
+    assert all(torch.equal(a, b) for a, b in zip(g_off, g_cur))
+    net = off.ctx.supernet
+    with torch.no_grad():
+        ce = {c: F.cross_entropy(net.forward_cell(x, Cell(c)), y) for c in (a_t, a_prev, a_bar)}
+        value, _, passes = off.weight_loss(x, y, a_t, a_prev, a_bar)
+    assert passes == 3
+    assert float(value) == pytest.approx(float((1 - eps) * ce[a_t] + eps / 2 * (ce[a_prev] + ce[a_bar])), rel=1e-6)
+    # [ours]: the complement terms do reach the weights ...
     ours = make_method(tiny_vae, eps=eps)
     ours.ctx.supernet.load_state_dict(off.ctx.supernet.state_dict())
     g_ours = _weight_grads(ours, x, y, (a_t, a_prev, a_bar))
@@ -260,16 +347,13 @@ def test_official_softmax_st_gradient_goes_through_softmax_z_not_the_decoder(tra
     m = make_method(trained_vae, official_softmax_st=True, gamma="static:0")
     with torch.no_grad():
         m.z.copy_(torch.randn(30))
-    for p in m.vae.parameters():
-        p.requires_grad_(True)
-    a_t, P = m.propose()
+    cells, P = m.propose()
+    a_t = cells["arch"]
     assert a_t != (0,) * NUM_EDGES
     assert torch.allclose(P, torch.softmax(m.z.detach(), 0).view(6, 5))
     xv, yv = batch(6)
-    loss, _ = m.arch_loss(xv, yv, a_t, P)
-    loss.backward()
+    m.arch_grad(xv, yv, a_t, P)
     assert m.z.grad.abs().sum() > 0
-    assert all(p.grad is None for p in m.vae.parameters())
     # the same gradient from a hand-built softmax straight-through forward
     z = m.z.detach().clone().requires_grad_()
     Pz = torch.softmax(z, 0).view(6, 5)
@@ -284,22 +368,72 @@ def test_softmax_st_needs_nz_30():
         make_method(vae, official_softmax_st=True)
 
 
-def test_stochastic_decode_is_seeded_and_gives_a_valid_cell(tiny_vae):
-    m = make_method(tiny_vae, official_stochastic_decode=True, decode_samples=5)
+def test_official_decode_draws_independently_per_role(tiny_vae):
+    from methods.e2nas.search import ROLES
+
+    m = make_method(tiny_vae, official_stochastic_decode=True)
     with torch.no_grad():
-        m.z.copy_(torch.randn(30))
+        m.z.copy_(torch.randn(30, generator=torch.Generator().manual_seed(1)))
+    # one fresh single draw per role: exactly the rows of one batched sampling walk of len(ROLES) draws
     torch.manual_seed(3)
-    a1, P1 = m.propose()
+    cells, P = m.propose()
     torch.manual_seed(3)
-    a2, _ = m.propose()
-    assert a1 == a2
-    assert len(a1) == 6 and all(0 <= o < 5 for o in a1)  # six op ids of the NB201 space
-    assert Cell.parse(Cell(a1).arch_str) == Cell(a1)
-    assert torch.allclose(P1.sum(-1), torch.ones(6))  # decoder probabilities along the sampled path
-    assert m.derive(2) == m.derive(2)  # derive's own generator: repeatable, no global RNG consumed
+    rows = m.vae.decode(m.z.detach().expand(len(ROLES), -1), stochastic=True)
+    assert [cells[r] for r in ROLES] == [tuple(r) for r in rows.tolist()]
+    for c in cells.values():  # six op ids of the NB201 space
+        assert len(c) == 6 and all(0 <= o < 5 for o in c) and Cell.parse(Cell(c).arch_str) == Cell(c)
+    # P along the arch cell's sampled path (teacher-forced walk), rows are probabilities
+    teacher = torch.tensor([cells["arch"]])
+    logits = m.vae.decode_logits(m.z.detach()[None], teacher_ops=teacher)[0]
+    assert torch.allclose(P, torch.softmax(logits / m.st_tau, -1), atol=1e-6)
+    # independent draws: at a z whose decode is uncertain, roles disagree; pairwise agreement is that of
+    # independent draws (about sum_c p_c^2), not 1
+    agree = {pair: 0 for pair in zip(ROLES, ROLES[1:])}
+    for _ in range(100):
+        cells, _ = m.propose()
+        for a, b in agree:
+            agree[(a, b)] += cells[a] == cells[b]
+    assert all(v < 90 for v in agree.values()), agree
+    # the epoch's reported cell is one more independent draw, from derive's own generator (repeatable, and it
+    # consumes nothing from the search's random streams)
+    assert m.derive(2) == m.derive(2)
     state = torch.get_rng_state()
     m.derive(3)
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_official_step_uses_each_role_where_the_authors_code_does(tiny_vae, monkeypatch):
+    """Weight step trains the 'weight' draw; the complement is built against the 'complement' draw; the first a_prev
+    is the 'complement' draw (their `if step == 0: pre_index = cur_index`); the archive gets the 'archive' draw;
+    the arch step uses the 'arch' draw; the next a_prev is the 'next_prev' draw."""
+    from methods.e2nas import search as S
+
+    m = make_method(tiny_vae, official_stochastic_decode=True, archive_size=2)
+    roles = {"weight": (3,) * 6, "complement": (2,) * 6, "next_prev": (1,) * 6, "archive": (4,) * 6,
+             "arch": (3, 2, 3, 2, 3, 2)}  # fmt: skip
+    seen = {}
+    monkeypatch.setattr(m, "_sampled_cells", lambda n, g: [roles[r] for r in S.ROLES])
+    real_wl, real_ag = m.weight_loss, m.arch_grad
+
+    def wl(x, y, a_t, a_prev, a_bar):
+        seen["w"] = (a_t, a_prev, a_bar)
+        return real_wl(x, y, a_t, a_prev, a_bar)
+
+    def ag(xv, yv, a_arch, P, archive_cell=None):
+        seen["a"] = (a_arch, archive_cell)
+        return real_ag(xv, yv, a_arch, P, archive_cell)
+
+    monkeypatch.setattr(m, "weight_loss", wl)
+    monkeypatch.setattr(m, "arch_grad", ag)
+    m.search_step(batch(1), batch(2), 0, 0)
+    a_t, a_prev, a_bar = seen["w"]
+    assert a_t == roles["weight"] and a_prev == roles["complement"]
+    assert all(b != p for b, p in zip(a_bar, roles["complement"]))  # a_prev == reference: every edge changed
+    assert seen["a"] == (roles["arch"], roles["archive"])
+    assert m.novelty.archived() == [Cell(roles["archive"]).index]
+    assert m.a_prev == roles["next_prev"]
+    m.search_step(batch(3), batch(4), 0, 1)
+    assert seen["w"][1] == roles["next_prev"]
 
 
 def test_reset_prev_and_full_step_state_roundtrip(tiny_vae):

@@ -52,22 +52,24 @@ def _moment_ratio(beta: torch.Tensor) -> torch.Tensor:
     return torch.exp(2 * torch.lgamma(2 / beta) - torch.lgamma(1 / beta) - torch.lgamma(3 / beta))
 
 
-_TABLES: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+_TABLES: dict[tuple[str, torch.dtype], tuple[torch.Tensor, torch.Tensor, float, float]] = {}
 
 
-def _table(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    # A constant lookup table (not state): built once per device in float64, then cast.
+def _table(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    # A constant lookup table (not state): built once per device in float64, then cast. Its end values are kept as
+    # Python floats, read once here: reading them from the device tensor at every fit was a host sync per step.
     key = (str(device), dtype)
     if key not in _TABLES:
         beta = torch.logspace(math.log10(SHAPE_MIN), math.log10(SHAPE_MAX), _GRID_SIZE, dtype=torch.float64)
-        _TABLES[key] = (_moment_ratio(beta).to(device, dtype), beta.to(device, dtype))
+        ratios = _moment_ratio(beta).to(dtype)
+        _TABLES[key] = (ratios.to(device), beta.to(device, dtype), float(ratios[0]), float(ratios[-1]))
     return _TABLES[key]
 
 
 def shape_from_ratio(rho: torch.Tensor) -> torch.Tensor:
     """Invert :func:`_moment_ratio` by linear interpolation in the table (clamped to [SHAPE_MIN, SHAPE_MAX])."""
-    ratios, betas = _table(rho.device, rho.dtype)
-    r = rho.clamp(float(ratios[0]), float(ratios[-1]))
+    ratios, betas, lo_end, hi_end = _table(rho.device, rho.dtype)
+    r = rho.clamp(lo_end, hi_end)
     hi = torch.searchsorted(ratios, r.contiguous()).clamp(1, len(ratios) - 1)
     lo = hi - 1
     t = (r - ratios[lo]) / (ratios[hi] - ratios[lo])

@@ -2,15 +2,18 @@
 
 Per step (spec ``e2nas.md``; docs/e2nas.md for the full story):
 
-1. decode z -> cell a_t (deterministic argmax walk of the decoder) and the decoder's op probabilities P (6 x 5)
-   along a_t's path, one decoder walk with autograd to z;
+0. (setup) z starts at the encoder mean of a uniformly drawn cell (seeded), so every seed starts elsewhere;
+1. decode z -> cell a_t (deterministic argmax walk of the decoder) and the straight-through probabilities
+   P = softmax(logits / st_tau) (6 x 5) along a_t's path, one decoder walk with autograd to z; the temperature
+   st_tau (annealed per epoch) keeps dP/dz alive at cells, where the decoder is saturated;
 2. weight step with architecture complementation: a_prev (the previous step's cell), a_bar (see
    :mod:`.complement`), ``L_w = (1-eps) CE(a_t) + eps/2 (CE(a_prev) + CE(a_bar))``, every term with gradient,
    each distinct cell computed once (equal cells are merged: same gradient, fewer passes);
 3. arch step: ``L_val = CE(w; H)`` on a valid batch with straight-through hard weights
    ``H = onehot(a_t) - P.detach() + P`` (only the chosen op per edge is computed, dL/dz flows through P into the
-   decoder), ``N(z)`` = archive log-likelihood (:mod:`.novelty`), ``L_arch = (1-gamma_k) L_val + gamma_k N(z)``,
-   Adam on z.
+   decoder), ``N(z)`` = archive log-likelihood (:mod:`.novelty`), whose gradient is rescaled to the validation
+   gradient's norm (``kappa``), ``grad = (1-gamma_k) dL_val/dz + gamma_k kappa dN/dz``; Adam on z without weight
+   decay.
 
 The ``official_*`` switches reproduce what the authors' code does instead (each independently; ``official=true``
 turns all of them on).
@@ -30,7 +33,7 @@ import torch.nn.functional as F
 from nasbench_suite.errors import ConfigError
 from nasbench_suite.config import setting
 from nasbench_suite.method import OneShotMethod, SearchContext, ce_and_acc, register
-from nasbench_suite.space import NUM_EDGES, NUM_OPS, Cell, all_ops_array
+from nasbench_suite.space import NUM_EDGES, NUM_OPS, Cell, all_ops_array, sample_cell
 
 from .complement import complementary_cell, weight_terms
 from .novelty import ArchiveNovelty
@@ -43,7 +46,14 @@ OFFICIAL_SWITCHES: dict[str, str] = {
     "official_nograd_complement": "no-grad complement",
     "official_nograd_novelty": "no-grad novelty",
     "official_reset_prev": "prev reset per epoch",
+    "official_z_init": "z0 near 0",
+    "official_z_adam": "z Adam 3e-4 + decay",
 }
+#: The cells a step uses, by role, in the order the authors' code decodes them within a step. With the argmax
+#: decode they are all the same cell; under ``official_stochastic_decode`` each is its own fresh draw, as each is
+#: a separate ``model_dvae.decode`` call there (forward of the weight step, ``get_index_hardwts`` for the
+#: complement, the forward whose cell becomes the next a_prev, ``gene()`` for the archive, the arch-step forward).
+ROLES = ("weight", "complement", "next_prev", "archive", "arch")
 
 _GAMMA_GRID = ["static:0", "static:0.1", "static:0.5", "static:0.9", "sig:1", "sig:5", "sig:10", "sig:20"]
 _EPS_GRID = ["0", "0.25", "0.5", "0.75"]
@@ -66,8 +76,16 @@ class E2NAS(OneShotMethod):
     class Hparams:
         eps: float = setting(0.5, ge=0, le=1)  # complementation weight; 0 = plain single-cell weight step
         gamma: str = setting("sig:10", check=parse_gamma, doc="'static:g' with 0 <= g <= 1, or 'sig:s' with s > 0")
-        archive_size: int = setting(50, ge=2, le=15_625)  # FIFO of visited cells for the novelty fit
-        decode_samples: int = setting(10, ge=1, le=10_000)  # decodes per step under official_stochastic_decode
+        # FIFO of visited cells for the novelty fit; N(z) = 0 until it is full
+        archive_size: int = setting(50, ge=2, le=15_625)
+        # draws per decode under official_stochastic_decode (>1: the mode; official: 1)
+        decode_samples: int = setting(1, ge=1, le=10_000)
+        # temperature of the straight-through probabilities, first epoch ... and last epoch (linear in between, as
+        # GDAS anneals its tau)
+        st_tau_max: float = setting(10.0, gt=0, le=1e4)
+        st_tau_min: float = setting(1.0, gt=0, le=1e4)
+        balance_novelty: bool = True  # rescale dN/dz to |dL_val/dz| (false: the spec's raw formula)
+        z_lr: float = setting(0.01, gt=0, le=100)  # Adam learning rate of z (official_z_adam: the protocol's arch_lr)
         vae_path: str = setting("", doc="a graph-VAE weights file")  # "" = methods/e2nas/weights/graph_vae.pt
         official: bool = False  # shortcut: all official_* switches on (wins over the individual values)
         official_stochastic_decode: bool = False
@@ -75,6 +93,12 @@ class E2NAS(OneShotMethod):
         official_nograd_complement: bool = False
         official_nograd_novelty: bool = False
         official_reset_prev: bool = False
+        official_z_init: bool = False
+        official_z_adam: bool = False
+
+        def __post_init__(self) -> None:
+            if self.st_tau_min > self.st_tau_max:  # a relation between two keys: beyond a per-key range
+                raise ValueError(f"need st_tau_min <= st_tau_max, got {self.st_tau_min}, {self.st_tau_max}")
 
     # -- configuration ------------------------------------------------------------------------------------
     @property
@@ -110,21 +134,40 @@ class E2NAS(OneShotMethod):
     # -- the contract -------------------------------------------------------------------------------------
     def setup(self, ctx: SearchContext) -> None:
         super().setup(ctx)
-        hp, dev = self.hparams, ctx.device
+        hp, dev, p = self.hparams, ctx.device, ctx.protocol
         self.sw = self.switches
         self.schedule = parse_gamma(hp.gamma)
         vae, self.vae_sha256, self.vae_path = self._load_vae(ctx)
         self.vae = vae.to(dev, torch.get_default_dtype()).eval()  # the run's dtype (float64 in the regression)
-        for p in self.vae.parameters():
-            p.requires_grad_(False)
+        for q in self.vae.parameters():
+            q.requires_grad_(False)
         nz = self.vae.config.nz
         if self.sw["official_softmax_st"] and nz != NUM_EDGES * NUM_OPS:
             raise ConfigError(f"official_softmax_st reads z as 6 x 5 probabilities: it needs nz = 30, the VAE has {nz}")
-        self.z = torch.nn.Parameter(1e-3 * torch.randn(nz, device=dev))
-        self.a_optimizer = ctx.arch_adam([self.z])
+        if self.sw["official_z_init"]:
+            z0 = 1e-3 * torch.randn(nz, device=dev)
+        else:
+            # The encoder mean of a uniformly drawn cell: every seed starts at its own cell, uniformly over the
+            # space, and exactly at a point the search space maps to (gate (i): it decodes to that cell). The
+            # prior N(0, I) was the other option: it is ~2.6x wider than the cloud of cell encodings (per-dimension
+            # std 0.24-0.53), so a prior draw starts far outside it, where the decoder was never trained.
+            z0 = self._encode_one(sample_cell(ctx.rng).index).clone()
+        self.z = torch.nn.Parameter(z0)
+        self.start_cell = self._argmax_cell()
+        # No weight decay on z by default: it pulls z towards the origin, which is only the encoding of one
+        # arbitrary cell, and at cells it outweighed the validation gradient. The learning rate is z's own: the
+        # protocol's 3e-4 is alpha's; in the latent space neighbouring cells are ~0.5 apart (per-dimension spread
+        # 0.24-0.53), so at 3e-4 a move to a neighbour cell takes ~300 Adam steps (a quick run has 88 in all), at
+        # 1e-2 about 10 - the pace at which DARTS/GDAS flip an edge's argmax (docs/e2nas.md, probe-search).
+        # official_z_adam restores the authors' optimiser: the protocol's lr and weight decay.
+        official = self.sw["official_z_adam"]
+        wd = p.arch_weight_decay if official else 0.0
+        lr = p.arch_lr if official else hp.z_lr
+        self.a_optimizer = torch.optim.Adam([self.z], lr=lr, betas=tuple(p.arch_betas), weight_decay=wd)
         self.novelty = ArchiveNovelty(self._encode_one, nz, hp.archive_size, self._min_scale(), dev)
         self.a_prev: tuple[int, ...] | None = None
         self.gamma = self.schedule(0, ctx.epochs)
+        self.st_tau = hp.st_tau_max
 
     @torch.no_grad()
     def _encode_one(self, cell_index: int) -> torch.Tensor:
@@ -145,7 +188,11 @@ class E2NAS(OneShotMethod):
         return MIN_SCALE_FRACTION * self.vae.encode(types)[0].std(0).clamp_min(1e-6)
 
     def begin_epoch(self, epoch: int) -> None:
-        self.gamma = self.schedule(epoch, self.ctx.epochs)
+        h, total = self.hparams, self.ctx.epochs
+        self.gamma = self.schedule(epoch, total)
+        # linear in the epoch, as GDAS's tau; one epoch: st_tau_max
+        frac = epoch / (total - 1) if total > 1 else 0.0
+        self.st_tau = h.st_tau_max - (h.st_tau_max - h.st_tau_min) * frac
         if self.sw["official_reset_prev"]:
             self.a_prev = None
 
@@ -153,48 +200,75 @@ class E2NAS(OneShotMethod):
         return [self.z]
 
     # -- pieces of a step (public so tests and the benchmark can call them) ---------------------------------
-    def propose(self) -> tuple[tuple[int, ...], torch.Tensor]:
-        """The cell a_t for the current z and the straight-through probabilities P (6 x 5, with grad to z)."""
-        teacher = None
+    def _argmax_cell(self) -> tuple[int, ...]:
+        return tuple(self.vae.decode(self.z.detach()[None])[0].tolist())
+
+    def propose(self) -> tuple[dict[str, tuple[int, ...]], torch.Tensor]:
+        """The step's cells by role (:data:`ROLES`) and the straight-through probabilities P (6 x 5, with grad to
+        z) along the arch-step cell's path.
+
+        [ours]: one argmax walk of the decoder gives the cell (every role) and, from the same walk, P =
+        softmax(logits / st_tau). Under ``official_stochastic_decode`` every role is a fresh, independent draw (one
+        batched sampling walk, no gradient), and P is taken along the arch cell's path by a teacher-forced walk.
+        ``official_softmax_st``: P = softmax(z) over its 30 entries, unrelated to the decoder.
+        """
         if self.sw["official_stochastic_decode"]:
-            with torch.no_grad():
-                a_t = self._sampled_mode(None)
-            teacher = torch.tensor([a_t], device=self.z.device)
+            draws = self._sampled_cells(len(ROLES), None)
+            cells = dict(zip(ROLES, draws))
+            if self.sw["official_softmax_st"]:
+                return cells, self._softmax_z()
+            teacher = torch.tensor([cells["arch"]], device=self.z.device)
+            logits = self.vae.decode_logits(self.z[None], teacher_ops=teacher)[0]
+            return cells, torch.softmax(logits / self.st_tau, -1)
         if self.sw["official_softmax_st"]:
-            if teacher is None:
-                a_t = tuple(self.vae.decode(self.z.detach()[None])[0].tolist())
-            return a_t, torch.softmax(self.z, 0).view(NUM_EDGES, NUM_OPS)
-        logits = self.vae.decode_logits(self.z[None], teacher_ops=teacher)[0]
-        if teacher is None:  # the argmax walk: its choices are the argmax of its own logits
-            a_t = tuple(logits.detach().argmax(-1).tolist())
-        return a_t, torch.softmax(logits, -1)
+            a_t = self._argmax_cell()
+            return dict.fromkeys(ROLES, a_t), self._softmax_z()
+        logits = self.vae.decode_logits(self.z[None])[0]
+        a_t = tuple(logits.detach().argmax(-1).tolist())  # the argmax walk's choices are its own logits' argmax
+        return dict.fromkeys(ROLES, a_t), torch.softmax(logits / self.st_tau, -1)
+
+    def _softmax_z(self) -> torch.Tensor:
+        return torch.softmax(self.z, 0).view(NUM_EDGES, NUM_OPS)
 
     @torch.no_grad()
-    def _sampled_mode(self, generator: torch.Generator | None) -> tuple[int, ...]:
-        """Most frequent cell among ``decode_samples`` sampled decodes of z (ties: lowest cell index)."""
-        n = self.hparams.decode_samples
-        ops = self.vae.decode(self.z.detach().expand(n, -1), stochastic=True, generator=generator)
+    def _sampled_cells(self, n: int, generator: torch.Generator | None) -> list[tuple[int, ...]]:
+        """``n`` independent sampled decodes of z (one batched walk); each is the mode of ``decode_samples``
+        draws (ties: lowest cell index), i.e. a single draw at the default ``decode_samples = 1``.
+
+        Draws are over the 5 ops (the decoder's type head is masked at op vertices); see docs/e2nas.md on why an
+        unmasked draw is not reproduced with this autoencoder.
+        """
+        k = self.hparams.decode_samples
+        ops = self.vae.decode(self.z.detach().expand(n * k, -1), stochastic=True, generator=generator)
+        if k == 1:
+            return [tuple(r) for r in ops.tolist()]
         powers = NUM_OPS ** torch.arange(NUM_EDGES - 1, -1, -1, device=ops.device)
-        uniq, counts = torch.unique((ops * powers).sum(1), return_counts=True)
-        return Cell.from_index(int(uniq[counts.argmax()])).ops
+        out = []
+        for codes in (ops * powers).sum(1).view(n, k):
+            uniq, counts = torch.unique(codes, return_counts=True)
+            out.append(Cell.from_index(int(uniq[counts.argmax()])).ops)
+        return out
 
     def weight_loss(self, x, y, a_t, a_prev, a_bar) -> tuple[torch.Tensor, torch.Tensor, int]:
         """(L_w, logits of a_t, number of supernet passes). Only the supernet weights get gradients."""
         net, eps = self.ctx.supernet, self.hparams.eps
         if self.sw["official_nograd_complement"]:
+            # The authors' code: cur = (1-eps) base.item() + eps/2 (pre.item() + comp.item()); loss = base + cur -
+            # base.detach(). Its value is the three-term formula, its gradient exactly that of CE(a_t) (coefficient
+            # 1, not 1 - eps). The values stay tensors here (no host sync); the gradient is the same.
             logits = net.forward_cell(x, Cell(a_t))
             loss_t = F.cross_entropy(logits, y)
-            loss = (1 - eps) * loss_t
+            value = loss_t.detach()
             passes = 1
-            if eps > 0:  # the official `.item()`: values only, no gradient
-                values = {a_t: loss_t.item()}
+            if eps > 0:
+                values = {a_t: value}
                 with torch.no_grad():
                     for c in (a_prev, a_bar):
                         if c not in values:
-                            values[c] = F.cross_entropy(net.forward_cell(x, Cell(c)), y).item()
+                            values[c] = F.cross_entropy(net.forward_cell(x, Cell(c)), y)
                             passes += 1
-                loss = loss + eps / 2 * (values[a_prev] + values[a_bar])
-            return loss, logits, passes
+                value = (1 - eps) * value + eps / 2 * (values[a_prev] + values[a_bar])
+            return loss_t + (value - loss_t.detach()), logits, passes
         terms = weight_terms(a_t, a_prev, a_bar, eps)
         total, logits = None, None
         for cell, coef in terms:
@@ -205,57 +279,92 @@ class E2NAS(OneShotMethod):
             total = term if total is None else total + term
         return total, logits, len(terms)
 
-    def arch_loss(self, xv, yv, a_t, P) -> tuple[torch.Tensor, dict[str, float]]:
-        """L_arch = (1 - gamma) L_val + gamma N(z), after appending a_t to the archive."""
-        onehot = F.one_hot(torch.tensor(a_t, device=P.device), NUM_OPS).to(P.dtype)
+    def arch_grad(self, xv, yv, a_arch, P, archive_cell=None) -> dict[str, Any]:
+        """Append ``archive_cell`` (default ``a_arch``) to the archive, compute the arch gradient into ``z.grad``
+        and return the step's logs (0-dim tensors, still on the device, or floats).
+
+        ``L_val = CE(w; H)``, ``H = onehot(a_arch) - P.detach() + P``. With a full archive and a live novelty,
+        ``z.grad = (1 - gamma) dL_val/dz + gamma kappa dN/dz`` where ``kappa = |dL_val/dz| / |dN/dz|`` (a constant
+        per step; 1 if either is 0) under ``balance_novelty`` (else 1, the spec's raw formula): the exploration
+        term then has the validation term's size and gamma is the share of the step it steers. Logged: the two
+        weighted norms (``grad_val``, ``grad_nov``), their ratio (``grad_ratio``; 0 while the novelty is off or
+        the validation gradient is 0) and ``kappa``.
+        """
+        onehot = F.one_hot(torch.tensor(a_arch, device=P.device), NUM_OPS).to(P.dtype)
         H = onehot - P.detach() + P
-        val_loss, val_acc = ce_and_acc(self.ctx.supernet.forward_hard(xv, H, a_t), yv)
-        self.novelty.append(Cell(a_t).index)
+        val_loss, val_acc = ce_and_acc(self.ctx.supernet.forward_hard(xv, H, a_arch), yv)
+        self.novelty.append(Cell(a_arch if archive_cell is None else archive_cell).index)
         g = self.gamma
+        z = self.z
+        g_val = torch.autograd.grad(val_loss, [z], allow_unused=True)[0] if val_loss.requires_grad else None
+        g_val = torch.zeros_like(z) if g_val is None else g_val
+        grad = (1 - g) * g_val
+        # Everything below stays on the device (no host sync inside the step); the caller turns logs into floats.
+        zero = val_loss.new_zeros(())
+        n_val = g_val.norm()
+        logs: dict[str, Any] = {"valid_loss": val_loss.detach(), "valid_acc": val_acc, "novelty": zero,
+                                "grad_val": (1 - g) * n_val, "grad_nov": zero, "grad_ratio": zero, "kappa": zero}  # fmt: skip
+        loss = (1 - g) * val_loss.detach()
         if self.novelty.full:
-            nov = self.novelty(self.z, grad=not self.sw["official_nograd_novelty"])
-            loss = (1 - g) * val_loss + g * nov
-        else:
-            nov, loss = None, (1 - g) * val_loss
-        logs = {"valid_loss": val_loss.item(), "valid_acc": val_acc, "novelty": 0.0 if nov is None else nov.item()}
-        return loss, logs
+            live = not self.sw["official_nograd_novelty"]
+            nov = self.novelty(z, grad=live)
+            logs["novelty"] = nov.detach()
+            loss = loss + g * nov.detach()
+            if live and g > 0:
+                (g_nov,) = torch.autograd.grad(nov, [z])
+                n_nov = g_nov.norm()
+                one = torch.ones_like(n_nov)
+                if self.hparams.balance_novelty:  # kappa = |g_val| / |g_nov|, 1 when either is 0
+                    ok = (n_val > 0) & (n_nov > 0)
+                    kappa = torch.where(ok, n_val / torch.where(ok, n_nov, one), one)
+                else:
+                    kappa = one
+                grad = grad + (g * kappa) * g_nov
+                logs.update(grad_nov=g * kappa * n_nov, kappa=kappa)
+                gv = logs["grad_val"]  # the ratio is logged as 0 when the validation gradient is 0 (no inf in metrics)
+                logs["grad_ratio"] = torch.where(gv > 0, logs["grad_nov"] / torch.where(gv > 0, gv, one), zero)
+        logs["arch_loss"] = loss
+        z.grad = grad
+        return logs
 
     # -- the step -----------------------------------------------------------------------------------------
     def search_step(self, train_batch, valid_batch, epoch, step):
         ctx, eps = self.ctx, self.hparams.eps
-        a_t, P = self.propose()
-        a_prev = self.a_prev if self.a_prev is not None else a_t
-        a_bar = complementary_cell(a_prev, a_t, ctx.rng) if eps > 0 else a_t
+        cells, P = self.propose()
+        a_t = cells["weight"]
+        # the first step (of the run; of each epoch under official_reset_prev): a_prev is the complement's
+        # reference cell, as the authors' `if step == 0: pre_index = cur_index`
+        a_prev = self.a_prev if self.a_prev is not None else cells["complement"]
+        a_bar = complementary_cell(a_prev, cells["complement"], ctx.rng) if eps > 0 else a_t
         x, y = train_batch
         w_loss, logits, passes = self.weight_loss(x, y, a_t, a_prev, a_bar)
         train_loss, train_acc = ce_and_acc(logits.detach(), y)
         ctx.weight_step(w_loss)
 
         xv, yv = valid_batch
-        loss, logs = self.arch_loss(xv, yv, a_t, P)
         self.a_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        logs = self.arch_grad(xv, yv, cells["arch"], P, archive_cell=cells["archive"])
         self.a_optimizer.step()
         changed = float(self.a_prev is not None and self.a_prev != a_t)
-        self.a_prev = a_t
+        self.a_prev = cells["next_prev"]
         return {
             "train_loss": train_loss.item(),
             "train_acc": train_acc,
             "weight_loss": w_loss.item(),
-            **logs,
-            "arch_loss": loss.item(),
+            **{k: float(v) for k, v in logs.items()},
             "gamma": self.gamma,
+            "st_tau": self.st_tau,
             "w_passes": float(passes),
             "cell_changed": changed,
         }
 
     def derive(self, epoch: int) -> Cell:
-        """Decode of the current z (argmax; under official_stochastic_decode the mode of sampled decodes drawn
-        from a generator seeded by (seed, epoch), so deriving never touches the search's random streams)."""
+        """Decode of the current z (argmax; under official_stochastic_decode one more independent sampled decode,
+        drawn from a generator seeded by (seed, epoch), so deriving never touches the search's random streams)."""
         if self.sw["official_stochastic_decode"]:
             gen = torch.Generator(device=self.z.device).manual_seed(1_000_003 * self.ctx.seed + epoch)
-            return Cell(self._sampled_mode(gen))
-        return Cell(tuple(self.vae.decode(self.z.detach()[None])[0].tolist()))
+            return Cell(self._sampled_cells(1, gen)[0])
+        return Cell(self._argmax_cell())
 
     # -- state --------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -279,4 +388,7 @@ class E2NAS(OneShotMethod):
             "vae_config": dataclasses.asdict(self.vae.config),
             "vae_path": self.vae_path,
             "switches": dict(self.switches),
+            # the argmax decode of z0 (under official_z_init z0 = 1e-3 N(0, I), whatever decode the run uses)
+            "start_cell": Cell(self.start_cell).arch_str,
+            "start": "1e-3 N(0, I)" if self.switches["official_z_init"] else "encoder mean of a uniformly drawn cell",
         }
