@@ -112,6 +112,10 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
 
     bench = open_benchmark(benchmark)  # validates the path now, not in a worker later
     Store(results).ensure_writable()
+    if not force:  # a stored run made under other settings is not silently reused
+        from .runner import check_stored_configs
+
+        check_stored_configs(plan, results)
     import torch
 
     if copts is not None:  # jobs run elsewhere: this (login) node's GPUs say nothing about theirs
