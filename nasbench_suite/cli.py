@@ -32,7 +32,67 @@ def _methods_list(value: str) -> list[str]:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group whose extra commands are imported only when one of them runs (click's LazyGroup pattern).
+
+    ``lazy_commands`` maps a command name to ``("module:attribute", short help)``. The short help is given here so
+    that ``--help`` can list a command without importing it (several of these modules import torch, which alone
+    takes seconds); ``tests/test_cli_lazy.py`` checks it equals the command's own. A command whose module is not
+    installed (an optional method package) is listed but answers "No such command".
+    """
+
+    def __init__(self, *args, lazy_commands: dict[str, tuple[str, str]] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands or name not in self.lazy_commands:
+            return super().get_command(ctx, name)
+        return self._load(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                cmd = self.commands[name]
+                if not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(formatter.width - 6 - len(name))))  # as click does
+            else:
+                limit = formatter.width - 6 - len(name)  # as click.Group.format_commands
+                rows.append((name, click.utils.make_default_short_help(self.lazy_commands[name][1], limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def _load(self, name: str) -> click.Command | None:
+        import importlib
+
+        module, _, attr = self.lazy_commands[name][0].partition(":")
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if not module.startswith(e.name or "\0"):  # only the plugin itself may be absent
+                raise
+            return None
+        cmd = getattr(mod, attr)
+        self.commands[name] = cmd  # imported once
+        return cmd
+
+
+#: Commands living in other modules (method packages contribute groups, e.g. `nas-suite e2nas train-vae`).
+LAZY_COMMANDS = {
+    "bench": ("nasbench_suite.bench:bench",
+              "Time one search step of every method against the xautodl reference (same process, interleaved)."),
+    "e2nas": ("methods.e2nas.cli:e2nas", "E2NAS: train the graph autoencoder, check its gates."),
+    "regress": ("nasbench_suite.analysis.cli:regress",
+                "Rerun a small deterministic configuration of every method and compare it with the stored baseline."),
+}  # fmt: skip
+
+
+@click.group(cls=LazyGroup, lazy_commands=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nas-suite")
 def cli() -> None:
     """Compare one-shot NAS methods on NAS-Bench-201: search, query, store, report."""
@@ -240,24 +300,6 @@ def query(arch, benchmark, as_json) -> None:
     for ds, r in res.items():
         valid = "n/a" if r.valid is None else f"{r.valid:.2f}"
         click.echo(f"  {ds:<15} valid {valid:>6}  test {r.test:.2f}")
-
-
-def _register_plugins() -> None:
-    # Method packages may contribute command groups (e.g. `nas-suite e2nas train-vae`).
-    import importlib
-
-    for module, attr in (("methods.e2nas.cli", "e2nas"), ("nasbench_suite.bench", "bench"),
-                         ("nasbench_suite.analysis.cli", "regress")):  # fmt: skip
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if not module.startswith(e.name or "\0"):  # only the plugin itself may be absent
-                raise
-            continue
-        cli.add_command(getattr(mod, attr))
-
-
-_register_plugins()
 
 
 def main() -> None:
