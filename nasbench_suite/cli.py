@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -186,29 +185,10 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
     if embedded:
         say(f"no data or benchmark given: quick protocol on the embedded digits dataset, {bench.name} benchmark")
     say(f"plan: {len(plan)} run(s) -> {results}")
-    t0 = time.perf_counter()
-    done = [0]
+    from .progress import PlanProgress
 
-    def on_outcome(out) -> None:
-        done[0] += 1
-        elapsed = time.perf_counter() - t0
-        eta = elapsed / done[0] * (len(plan) - done[0])
-        msg = {"done": "done", "skipped": "already stored", "failed": "FAILED",
-               "claimed": "skipped, another process is running it"}[out.status]  # fmt: skip
-        arch = (out.record or {}).get("final", {}).get("arch", "")
-        say(f"[{done[0]}/{len(plan)}] {out.run_id}: {msg} {arch} (ETA {eta:.0f}s)")
-        if out.status == "failed":
-            say("    " + (out.error or "").strip().splitlines()[-1])
-        elif out.status == "claimed":
-            say("    " + (out.error or ""))
-
-    def progress(ev) -> None:
-        line = ev["line"]
-        say(
-            f"  [{done[0] + 1}/{len(plan)}] {ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} "
-            f"loss {line.get('train_loss', float('nan')):.3f} {line['arch']} ({line['wall_s']:.1f}s)"
-        )
-
+    display = PlanProgress(len(plan), quiet=quiet or as_json)  # bars on a terminal, else a line per epoch
+    on_outcome, progress = display.outcome, display.event
     if copts is not None:
         from .cluster import run_cluster
 
@@ -217,7 +197,8 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
     elif executor == "inprocess":
         outcomes = run_inprocess(plan, options, progress, on_outcome)
     else:
-        outcomes = run_pool(plan, options, workers, on_outcome)
+        outcomes = run_pool(plan, options, workers, on_outcome, progress)
+    display.close()
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "claimed", "failed")}
     counts["requeued"] = sum(o.requeues > 0 for o in outcomes)
     if as_json:

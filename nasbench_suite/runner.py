@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import platform
 import random
 import subprocess
@@ -33,6 +34,7 @@ from .store import SCHEMA_VERSION, Store, _json_default, atomic_write_bytes, rea
 from .supernet import Supernet, SupernetConfig
 
 CHECKPOINT_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class RunOptions:
     claim_stale_s: float = 2 * 3600.0  # a claim from another host without heartbeat for this long is taken over
 
 
+#: Receives the step and epoch events described in :mod:`nasbench_suite.progress`.
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
@@ -209,6 +212,7 @@ class Run:
         self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
+        self._progress: ProgressFn | None = None  # set by execute; receives step and epoch events
 
     def selection_batches(self, epoch: int):
         """Validation batches for candidate scoring, from a stream seeded by (seed, epoch): deriving a cell never
@@ -267,9 +271,7 @@ class Run:
         return True
 
     def _log(self, msg: str) -> None:
-        import sys
-
-        print(msg, file=sys.stderr)
+        log.warning(msg)
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def run_epoch(self, epoch: int) -> dict[str, Any]:
@@ -284,6 +286,11 @@ class Run:
             out = self.method.search_step(next(self.train_stream), next(self.valid_stream), epoch, step)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
+            if self._progress:
+                loss = sums.get("train_loss")
+                self._progress({"kind": "step", "run_id": self.run_id, "epoch": epoch + 1,
+                                "epochs": self.protocol.epochs, "step": step + 1, "steps": self.steps_per_epoch,
+                                "loss": None if loss is None else loss / (step + 1)})  # fmt: skip
         self.method.end_epoch(epoch)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
@@ -313,6 +320,7 @@ class Run:
         ``stop_after=k`` stops after epoch k's checkpoint as if the process had been killed there (returns None).
         """
         self.store.ensure_writable()
+        self._progress = progress
         resumed = self.try_resume()
         started = time.time()
         for epoch in range(len(self.epochs_done), self.protocol.epochs):
@@ -324,7 +332,8 @@ class Run:
             self.store.write_metrics(self.run_id, self.epochs_done)
             self.save_checkpoint()
             if progress:
-                progress({"run_id": self.run_id, "epoch": epoch + 1, "epochs": self.protocol.epochs, "line": line})
+                progress({"kind": "epoch", "run_id": self.run_id, "epoch": epoch + 1, "epochs": self.protocol.epochs,
+                          "steps": self.steps_per_epoch, "line": line})  # fmt: skip
         record = self.build_record(resumed, started)
         self.store.write_record(record)
         if not self.options.keep_checkpoint:
@@ -405,7 +414,8 @@ def run_one(spec: RunSpec, options: RunOptions, progress: ProgressFn | None = No
         claim.started()
 
         def beat(ev: dict[str, Any]) -> None:
-            claim.heartbeat()
+            if ev.get("kind") == "epoch":  # (step events are too frequent to touch the claim file for)
+                claim.heartbeat()
             if progress:
                 progress(ev)
 
