@@ -185,10 +185,10 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
     if embedded:
         say(f"no data or benchmark given: quick protocol on the embedded digits dataset, {bench.name} benchmark")
     say(f"plan: {len(plan)} run(s) -> {results}")
-    from .progress import PlanProgress
+    from .progress import PlanProgress, throttled
 
     display = PlanProgress(len(plan), quiet=quiet or as_json)  # bars on a terminal, else a line per epoch
-    on_outcome, progress = display.outcome, display.event
+    on_outcome, progress = display.outcome, throttled(display.event)  # (a redraw per step would cost fast steps)
     if copts is not None:
         from .cluster import run_cluster
 
