@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -42,28 +41,69 @@ def _methods_list(value: str) -> list[str]:
     return out
 
 
-class _Commands(click.Group):
-    """The command group; plugin commands are imported on first use, inside :func:`main` (they pull in torch:
-    seconds in which a Ctrl-C must still end in one line, not a traceback)."""
+class LazyGroup(click.Group):
+    """A click group whose extra commands are imported only when one of them runs (click's LazyGroup pattern).
 
-    _plugins_loaded = False
+    ``lazy_commands`` maps a command name to ``("module:attribute", short help)``. The short help is given here so
+    that ``--help`` can list a command without importing it (several of these modules import torch, which alone
+    takes seconds); ``tests/test_cli_lazy.py`` checks it equals the command's own. A command whose module is not
+    installed (an optional method package) is listed but answers "No such command".
+    """
 
-    def _load_plugins(self) -> None:
-        if not self._plugins_loaded:
-            type(self)._plugins_loaded = True
-            _register_plugins()
+    def __init__(self, *args, lazy_commands: dict[str, tuple[str, str]] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
 
-    def get_command(self, ctx, name):
-        if name not in self.commands:
-            self._load_plugins()
-        return super().get_command(ctx, name)
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
 
-    def list_commands(self, ctx):
-        self._load_plugins()
-        return super().list_commands(ctx)
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands or name not in self.lazy_commands:
+            return super().get_command(ctx, name)
+        return self._load(name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                cmd = self.commands[name]
+                if not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(formatter.width - 6 - len(name))))  # as click does
+            else:
+                limit = formatter.width - 6 - len(name)  # as click.Group.format_commands
+                rows.append((name, click.utils.make_default_short_help(self.lazy_commands[name][1], limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def _load(self, name: str) -> click.Command | None:
+        import importlib
+
+        module, _, attr = self.lazy_commands[name][0].partition(":")
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if not module.startswith(e.name or "\0"):  # only the plugin itself may be absent
+                raise
+            return None
+        cmd = getattr(mod, attr)
+        self.commands[name] = cmd  # imported once
+        return cmd
 
 
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+#: Commands living in other modules (method packages contribute groups, e.g. `nas-suite e2nas train-vae`).
+LAZY_COMMANDS = {
+    "bench": ("nasbench_suite.bench:bench",
+              "Time one search step of every method against the xautodl reference (same process, interleaved)."),
+    "e2nas": ("methods.e2nas.cli:e2nas", "E2NAS: train the graph autoencoder, check its gates."),
+    "probe-search": ("nasbench_suite.probe:probe_search_cmd",
+                     "Run each method's arch update alone on a known additive landscape; report the reached cells' rank."),
+    "regress": ("nasbench_suite.analysis.cli:regress",
+                "Rerun a small deterministic configuration of every method and compare it with the stored baseline."),
+}  # fmt: skip
+
+
+@click.group(cls=LazyGroup, lazy_commands=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nas-suite")
 def cli() -> None:
     """Compare one-shot NAS methods on NAS-Bench-201: search, query, store, report."""
@@ -173,35 +213,20 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         _check_device(device, protocols.values(), local=copts is None)
         Store(results).ensure_writable()
+        if not force:  # a stored run made under other settings is not silently reused
+            from .runner import check_stored_configs
+
+            check_stored_configs(plan, results)
     finally:
         slow.cancel()
     options = RunOptions(results=results, data_root=data_root, benchmark=benchmark, device=device, force=force)
     if embedded:
         say(f"no data or benchmark given: quick protocol on the embedded digits dataset, {bench.name} benchmark")
     say(f"plan: {len(plan)} run(s) -> {results}")
-    t0 = time.perf_counter()
-    done = [0]
+    from .progress import PlanProgress, throttled
 
-    def on_outcome(out) -> None:
-        done[0] += 1
-        elapsed = time.perf_counter() - t0
-        eta = elapsed / done[0] * (len(plan) - done[0])
-        msg = {"done": "done", "skipped": "already stored", "failed": "FAILED",
-               "claimed": "skipped, another process is running it"}[out.status]  # fmt: skip
-        arch = (out.record or {}).get("final", {}).get("arch", "")
-        say(f"[{done[0]}/{len(plan)}] {out.run_id}: {msg} {arch} (ETA {eta:.0f}s)")
-        if out.status == "failed":
-            say("    " + (out.error or "").strip().splitlines()[-1])
-        elif out.status == "claimed":
-            say("    " + (out.error or ""))
-
-    def progress(ev) -> None:
-        line = ev["line"]
-        say(
-            f"  [{done[0] + 1}/{len(plan)}] {ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} "
-            f"loss {line.get('train_loss', float('nan')):.3f} {line['arch']} ({line['wall_s']:.1f}s)"
-        )
-
+    display = PlanProgress(len(plan), quiet=quiet or as_json)  # bars on a terminal, else a line per epoch
+    on_outcome, progress = display.outcome, throttled(display.event)  # (a redraw per step would cost fast steps)
     if copts is not None:
         from .cluster import run_cluster
 
@@ -210,7 +235,8 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
     elif executor == "inprocess":
         outcomes = run_inprocess(plan, options, progress, on_outcome)
     else:
-        outcomes = run_pool(plan, options, workers, on_outcome)
+        outcomes = run_pool(plan, options, workers, on_outcome, progress)
+    display.close()
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "claimed", "failed")}
     counts["requeued"] = sum(o.requeues > 0 for o in outcomes)
     abandoned = _abandoned(outcomes, Store(results), options.claim_stale_s)
@@ -346,21 +372,6 @@ def query(arch, benchmark, as_json) -> None:
     for ds, r in res.items():
         valid = "n/a" if r.valid is None else f"{r.valid:.2f}"
         click.echo(f"  {ds:<15} valid {valid:>6}  test {r.test:.2f}")
-
-
-def _register_plugins() -> None:
-    # Method packages may contribute command groups (e.g. `nas-suite e2nas train-vae`).
-    import importlib
-
-    for module, attr in (("methods.e2nas.cli", "e2nas"), ("nasbench_suite.bench", "bench"),
-                         ("nasbench_suite.analysis.cli", "regress"), ("nasbench_suite.probe", "probe_search_cmd")):  # fmt: skip
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if not module.startswith(e.name or "\0"):  # only the plugin itself may be absent
-                raise
-            continue
-        cli.add_command(getattr(mod, attr))
 
 
 class Interrupted(BaseException):

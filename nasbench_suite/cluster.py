@@ -81,6 +81,8 @@ class RunJob(Checkpointable):
 
 
 def _print_progress(ev: dict[str, Any]) -> None:
+    if ev.get("kind") == "step":  # a job log gets one line per epoch
+        return
     line = ev["line"]
     print(f"{ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} {line['arch']} ({line['wall_s']:.1f}s)", flush=True)
 

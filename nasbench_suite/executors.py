@@ -7,8 +7,10 @@ traceback. Cluster execution (submitit) lives in :mod:`nasbench_suite.cluster`.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -18,7 +20,10 @@ from typing import Any, Callable
 from .claims import ClaimHeld
 from .config import RunSpec
 from .errors import NasSuiteError
+from .progress import throttled
 from .runner import ProgressFn, RunOptions, run_one
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,7 +76,7 @@ def _on_term(signum, frame) -> None:
     raise KeyboardInterrupt  # unwinds the run: its claim is released, its last checkpoint kept
 
 
-def _init_worker(slots, threads: int) -> None:
+def _init_worker(slots, threads: int, events=None) -> None:
     import signal
 
     # SIGTERM (the parent passing on its own, or a scheduler's) ends a worker's run like Ctrl-C; a Ctrl-C in the
@@ -79,9 +84,15 @@ def _init_worker(slots, threads: int) -> None:
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _SLOT["slot"] = slots.get()
+    _SLOT["events"] = events
     import torch
 
     torch.set_num_threads(threads)
+
+
+def _forward(ev: dict[str, Any]) -> None:
+    # runs in a worker: the parent's drain thread hands the event to its progress display
+    _SLOT["events"].put({**ev, "pid": os.getpid()})
 
 
 def _pool_task(spec: RunSpec, options: RunOptions) -> Outcome:
@@ -91,20 +102,42 @@ def _pool_task(spec: RunSpec, options: RunOptions) -> Outcome:
     if device.startswith("cuda") and torch.cuda.is_available():
         # one visible GPU per worker slot
         device = f"cuda:{_SLOT['slot'] % torch.cuda.device_count()}"
-    return _execute(spec, replace(options, device=device), None)
+    progress = throttled(_forward) if _SLOT.get("events") is not None else None
+    return _execute(spec, replace(options, device=device), progress)
+
+
+def _drain(events, progress: ProgressFn) -> None:
+    """Parent side: pass forwarded worker events to ``progress`` until the ``None`` sentinel."""
+    while (ev := events.get()) is not None:
+        try:
+            progress(ev)
+        except Exception:  # noqa: BLE001 - a display error must not stop the plan or hang the pool
+            log.exception("progress display failed on a worker event")
 
 
 def run_pool(
-    plan: list[RunSpec], options: RunOptions, workers: int, on_outcome: Callable | None = None
+    plan: list[RunSpec],
+    options: RunOptions,
+    workers: int,
+    on_outcome: Callable | None = None,
+    progress: ProgressFn | None = None,
 ) -> list[Outcome]:
-    """Run the plan on ``workers`` spawned processes; each worker owns one slot (= one GPU when on CUDA)."""
+    """Run the plan on ``workers`` spawned processes; each worker owns one slot (= one GPU when on CUDA).
+
+    ``progress`` receives the workers' step and epoch events (see :mod:`nasbench_suite.progress`), each with the
+    worker's ``pid``, on a thread of this process; step events arrive throttled.
+    """
     ctx = mp.get_context("spawn")
     slots = ctx.Queue()
     for i in range(workers):
         slots.put(i)
+    events = ctx.Queue() if progress is not None else None
+    drain = threading.Thread(target=_drain, args=(events, progress), daemon=True) if events is not None else None
+    if drain is not None:
+        drain.start()
     threads = max(1, (os.cpu_count() or 1) // workers)
     outcomes: dict[str, Outcome] = {}
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(slots, threads))
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(slots, threads, events))
     try:
         futures = {pool.submit(_pool_task, spec, options): spec for spec in plan}
         for fut in as_completed(futures):
@@ -125,5 +158,10 @@ def run_pool(
         for proc in procs:
             proc.join(timeout=60)
         raise
-    pool.shutdown(wait=True)
+    else:
+        pool.shutdown(wait=True)
+    finally:
+        if drain is not None:  # every worker has exited: all its events are in the queue before the sentinel
+            events.put(None)
+            drain.join()
     return [outcomes[s.run_id] for s in plan]

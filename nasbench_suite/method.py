@@ -198,14 +198,30 @@ def set_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
 # --- registry ----------------------------------------------------------------------------------------------------
 _REGISTRY: dict[str, type[OneShotMethod]] = {}
 _ALIASES: dict[str, str] = {}
+#: Entry-point group through which other installed packages contribute methods (see :func:`_load_plugins`).
+PLUGIN_GROUP = "nas_suite.methods"
+_PLUGINS: dict[str, Any] = {"loaded": False, "error": None}
 
 
 def register(name: str, aliases: tuple[str, ...] = ()):
-    """Class decorator: make a method available under ``name`` (and ``aliases``)."""
+    """Class decorator: make a method available under ``name`` (and ``aliases``).
+
+    A name or alias another method already uses is refused with a :class:`ConfigError` naming both, before
+    anything is registered (registering the same class again is a no-op).
+    """
 
     def deco(cls: type[OneShotMethod]) -> type[OneShotMethod]:
-        if name in _REGISTRY or name in _ALIASES:
-            raise ValueError(f"method name {name!r} registered twice")
+        if _REGISTRY.get(name) is cls:
+            return cls
+        where = f"{cls.__module__}.{cls.__qualname__}"
+        for key in (name, *aliases):
+            owner = _REGISTRY.get(key) or _REGISTRY.get(_ALIASES.get(key, ""))
+            if owner is not None and owner is not cls:
+                kind = "name" if key == name else "alias"
+                raise ConfigError(
+                    f"method {name!r} ({where}) cannot use the {kind} {key!r}: it already means method "
+                    f"{owner.name!r} ({owner.__module__}.{owner.__qualname__}); choose another {kind}"
+                )
         cls.name = name
         _REGISTRY[name] = cls
         for a in aliases:
@@ -233,6 +249,34 @@ def _load_builtin_methods() -> None:
         except ModuleNotFoundError as e:
             if not module.startswith(e.name or "\0"):  # only the plugin itself may be absent  # a missing dependency inside an existing module is a real error
                 raise
+    _load_plugins()
+
+
+def _load_plugins() -> None:
+    """Methods of other installed packages: each entry point of group ``nas_suite.methods`` names a method class
+    (``my-method = my_pkg.search:MyMethod``; registered under the entry point's name unless the class registers
+    itself with :func:`register`) or a module whose import registers its methods. Loaded once per process, after
+    the built-ins, so a plugin can never take a built-in's name or alias: that is a ConfigError naming the plugin.
+    """
+    if _PLUGINS["error"] is not None:  # a broken plugin is reported every time, not only the first
+        raise ConfigError(_PLUGINS["error"])
+    if _PLUGINS["loaded"]:
+        return
+    import importlib.metadata
+
+    _PLUGINS["loaded"] = True
+    for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        dist = getattr(ep.dist, "name", None) or "an installed package"
+        where = f"method plugin {ep.name!r} = {ep.value} (from {dist})"
+        try:
+            obj = ep.load()
+            if isinstance(obj, type) and issubclass(obj, OneShotMethod) and obj not in _REGISTRY.values():
+                register(ep.name)(obj)
+            elif not (isinstance(obj, type) or hasattr(obj, "__path__") or hasattr(obj, "__file__")):
+                raise ConfigError(f"it names {obj!r}, not a OneShotMethod subclass or a module")
+        except Exception as e:  # noqa: BLE001 - any failure inside someone else's package: say whose, what to do
+            _PLUGINS["error"] = f"{where}: {e}; fix or uninstall {dist}"
+            raise ConfigError(_PLUGINS["error"]) from e
 
 
 def method_names() -> list[str]:

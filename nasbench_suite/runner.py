@@ -9,7 +9,10 @@ ends with the same record (cells and losses) as an uninterrupted run on the same
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
+import json
+import logging
 import platform
 import re
 import random
@@ -27,14 +30,15 @@ from . import __version__
 from .benchmarks import Benchmark, open_benchmark
 from .config import RunSpec, resolve
 from .data import BatchStream, load_dataset, search_split
-from .errors import StoreError
+from .errors import ConfigError, StoreError
 from .method import SearchContext, get_method, plain_state, rng_state, set_rng_state
 from .numerics import numerics, torch_dtype
-from .store import SCHEMA_VERSION, Store, atomic_write_bytes
+from .store import SCHEMA_VERSION, Store, _json_default, atomic_write_bytes, read_record
 from .supernet import Supernet, SupernetConfig
 
 # 2: plain data only, loaded with torch.load(weights_only=True); a version-1 file (numpy RNG state) is set aside
 CHECKPOINT_VERSION = 2
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,6 +54,7 @@ class RunOptions:
     claim_stale_s: float = 2 * 3600.0  # a claim from another host without heartbeat for this long is taken over
 
 
+#: Receives the step and epoch events described in :mod:`nasbench_suite.progress`.
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
@@ -70,6 +75,62 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return f"nas-suite {__version__}"
+
+
+def config_values(config: dict[str, Any]) -> dict[str, Any]:
+    """The flat ``{key: value}`` of a resolved config (``ResolvedConfig.to_dict()`` or a record's ``config``):
+    protocol and method settings, JSON-normalised (tuples as lists); where each value came from is left out."""
+    flat = {**(config.get("protocol") or {}), **(config.get("hparams") or {})}
+    return json.loads(json.dumps(flat, sort_keys=True, default=_json_default))
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short hash of :func:`config_values`: equal exactly when every resolved setting is equal."""
+    text = json.dumps(config_values(config), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def stored_config_mismatch(record: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """None when ``record`` was made with the resolved ``config``; else which keys differ (stored vs now).
+
+    A record without a stored config (never written by this tool) cannot be compared and counts as matching.
+    """
+    if not record.get("config"):
+        return None
+    old, new = config_values(record["config"]), config_values(config)
+    if config_hash(record["config"]) == config_hash(config):
+        return None
+    keys = sorted(k for k in set(old) | set(new) if old.get(k, "<absent>") != new.get(k, "<absent>"))
+    return ", ".join(f"{k}: stored {old.get(k, '<absent>')!r}, now {new.get(k, '<absent>')!r}" for k in keys)
+
+
+def check_stored_config(store: Store, spec: RunSpec, record: dict[str, Any] | None = None) -> None:
+    """ConfigError when ``spec``'s finished record was made under another resolved configuration than the one
+    that would run now (a preset, a default or the code changed): reusing it would report old numbers as new."""
+    record = record if record is not None else read_record(store.record_path(spec.run_id))
+    cls = get_method(spec.method)
+    diff = stored_config_mismatch(record, resolve(spec, cls.Hparams, cls.name).to_dict())
+    if diff:
+        raise ConfigError(
+            f"stored run {spec.run_id} in {store.root} was made with other settings ({diff}); "
+            "rerun with --force to replace it, or use another --results folder"
+        )
+
+
+def check_stored_configs(plan: list[RunSpec], results: Path) -> None:
+    """:func:`check_stored_config` for every finished run of ``plan``, before anything runs: one ConfigError
+    naming the first mismatch and how many more there are."""
+    store = Store(results)
+    errors = []
+    for spec in plan:
+        if store.is_done(spec.run_id):
+            try:
+                check_stored_config(store, spec)
+            except ConfigError as e:
+                errors.append(str(e))
+    if errors:
+        more = f" [{len(errors) - 1} more stored run(s) of this plan differ too]" if len(errors) > 1 else ""
+        raise ConfigError(errors[0] + more)
 
 
 def seed_everything(seed: int) -> None:
@@ -169,6 +230,7 @@ class Run:
             self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
+        self._progress: ProgressFn | None = None  # set by execute; receives step and epoch events
 
     def numerics(self):
         """The protocol's numerics (dtype, oneDNN, determinism) as a context: entered while the run is built and
@@ -248,9 +310,7 @@ class Run:
         return True
 
     def _log(self, msg: str) -> None:
-        import sys
-
-        print(msg, file=sys.stderr)
+        log.warning(msg)
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def run_epoch(self, epoch: int) -> dict[str, Any]:
@@ -269,6 +329,11 @@ class Run:
             out = self.method.search_step(next(self.train_stream), next(self.valid_stream), epoch, step)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
+            if self._progress:
+                loss = sums.get("train_loss")
+                self._progress({"kind": "step", "run_id": self.run_id, "epoch": epoch + 1,
+                                "epochs": self.protocol.epochs, "step": step + 1, "steps": self.steps_per_epoch,
+                                "loss": None if loss is None else loss / (step + 1)})  # fmt: skip
         self.method.end_epoch(epoch)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
@@ -298,6 +363,7 @@ class Run:
         ``stop_after=k`` stops after epoch k's checkpoint as if the process had been killed there (returns None).
         """
         self.store.ensure_writable()
+        self._progress = progress
         resumed = self.try_resume()
         started = time.time()
         for epoch in range(len(self.epochs_done), self.protocol.epochs):
@@ -309,7 +375,8 @@ class Run:
             self.store.write_metrics(self.run_id, self.epochs_done)
             self.save_checkpoint()
             if progress:
-                progress({"run_id": self.run_id, "epoch": epoch + 1, "epochs": self.protocol.epochs, "line": line})
+                progress({"kind": "epoch", "run_id": self.run_id, "epoch": epoch + 1, "epochs": self.protocol.epochs,
+                          "steps": self.steps_per_epoch, "line": line})  # fmt: skip
         record = self.build_record(resumed, started)
         self.store.write_record(record)
         if not self.options.keep_checkpoint:
@@ -329,6 +396,7 @@ class Run:
             "dataset": self.protocol.dataset,
             "spec": self.spec.to_dict(),
             "config": self.config.to_dict(),
+            "config_hash": config_hash(self.config.to_dict()),
             "code_version": code_version(),
             "environment": {
                 "device": str(self.device) if self.device.type != "cuda" else torch.cuda.get_device_name(self.device),
@@ -362,28 +430,35 @@ class Run:
 
 
 def run_one(spec: RunSpec, options: RunOptions, progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Execute one spec unless a finished record exists (then return it, unless ``options.force``)."""
+    """Execute one spec unless a finished record exists (then return it, unless ``options.force``).
+
+    A finished record made under other resolved settings is not returned: ConfigError says which keys differ.
+    """
     from .claims import acquire
-    from .store import read_record
 
     store = Store(options.results)
     if not options.force and store.is_done(spec.run_id):
         _release_stale_claim(store, spec.run_id, options.claim_stale_s)
-        return read_record(store.record_path(spec.run_id))
+        record = read_record(store.record_path(spec.run_id))
+        check_stored_config(store, spec, record)
+        return record
     store.ensure_writable()
     # One owner per run (ClaimHeld if another live process has it); the claim is checked again under it, since
     # another process may have finished the run between the check above and the claim.
     claim = acquire(store.run_dir(spec.run_id), options.claim_stale_s)
     try:
         if not options.force and store.is_done(spec.run_id):
-            return read_record(store.record_path(spec.run_id))
+            record = read_record(store.record_path(spec.run_id))
+            check_stored_config(store, spec, record)
+            return record
         _set_aside_unfinished_leftovers(store, spec.run_id)
         if options.force:
             store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
         claim.started()
 
         def beat(ev: dict[str, Any]) -> None:
-            claim.heartbeat()
+            if ev.get("kind") == "epoch":  # (step events are too frequent to touch the claim file for)
+                claim.heartbeat()
             if progress:
                 progress(ev)
 

@@ -272,7 +272,7 @@ def test_open_single_file_nats_points_to_simple_folder(tmp_path: Path) -> None:
         open_benchmark(path)
 
 
-# -- embedded AnalogNAS-Bench table ---------------------------------------------------------------------
+# -- embedded NB201 table (package data) -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def embedded() -> EmbeddedBenchmark:
     bench = open_benchmark(None)
@@ -281,62 +281,62 @@ def embedded() -> EmbeddedBenchmark:
 
 
 @functools.lru_cache(maxsize=1)
-def _load_reference(path: str) -> dict[int, float]:
-    ref = pd.read_csv(path)
-    return {Cell.parse(a).index: float(v) for a, v in zip(ref["arch"], ref["cifar10_test"])}
+def _load_reference(path: str) -> dict[int, tuple[float, float, float]]:
+    # read as text: every value must equal the float the CSV's own digits parse to
+    ref = pd.read_csv(path, dtype=str)
+    cols = ["cifar10_test", "cifar100_test", "imagenet16_120_test"]
+    return {Cell.parse(a).index: tuple(float(v) for v in vals) for a, *vals in zip(ref["arch"], *(ref[c] for c in cols))}
 
 
 @pytest.fixture
-def reference(reference_csv: Path) -> dict[int, float]:
-    """NB201 CIFAR-10 test accuracy keyed by ``Cell.index`` (parsed once per session)."""
+def reference(reference_csv: Path) -> dict[int, tuple[float, float, float]]:
+    """NB201 test accuracy (C10, C100, IN16-120) keyed by ``Cell.index`` (parsed once per session)."""
     return _load_reference(str(reference_csv))
 
 
-def test_embedded_covers_all_cells_cifar10_only(embedded: EmbeddedBenchmark) -> None:
-    assert len(embedded.table) == NUM_CELLS
-    assert embedded.datasets == ("cifar10",)
-    r = embedded.query(Cell((3,) * 6), "cifar10")
-    assert r.valid is None and 80.0 < r.test < 100.0
-    with pytest.raises(BenchmarkError):
-        embedded.query(Cell((3,) * 6), "cifar100")
-    assert "AnalogNAS-Bench" in embedded.provenance and "NOT NAS-Bench-201" in embedded.provenance
+def test_embedded_covers_all_cells_three_datasets(embedded: EmbeddedBenchmark) -> None:
+    assert embedded.table.shape == (NUM_CELLS, 3)
+    assert embedded.datasets == ("cifar10", "cifar100", "ImageNet16-120")
+    # the all-skip cell (DARTS' collapse) and the NB201 optima, as the shared README states them
+    skip = embedded.query_all(Cell((1,) * 6))
+    assert [round(skip[d].test, 2) for d in embedded.datasets] == [54.30, 15.61, 16.32]
+    assert all(r.valid is None for r in skip.values())
+    assert [embedded.optimum(d).test for d in embedded.datasets] == [94.3733, 73.5133, 47.3111]
+    assert all(embedded.optimum(d).valid is None for d in embedded.datasets)
+    assert "NATS-tss-v1_0-3ffb9" in embedded.provenance and "MIT" in embedded.provenance
+    assert embedded.name == "embedded-nb201" and len(embedded.fingerprint()) == 16
 
 
-def test_embedded_correlates_with_nb201(embedded: EmbeddedBenchmark, reference: dict[int, float]) -> None:
-    x = np.array([embedded.table[i] for i in range(NUM_CELLS)])
-    y = np.array([reference[i] for i in range(NUM_CELLS)])
-    r = float(np.corrcoef(x, y)[0, 1])
-    # Measured 0.99936. The best *wrong* op/edge relabelling reaches 0.994, so 0.999 (not 0.99) is the bar
-    # that actually tells a correct mapping from a wrong one.
-    assert r >= 0.999, r
+def test_embedded_equals_the_reference_csv_for_every_cell(embedded: EmbeddedBenchmark, reference) -> None:
+    got = {i: tuple(float(v) for v in embedded.table[i]) for i in range(NUM_CELLS)}
+    diff = [i for i in range(NUM_CELLS) if got[i] != reference[i]]
+    assert not diff, f"{len(diff)} cells differ, e.g. {Cell.from_index(diff[0]).arch_str}"
 
 
-def test_embedded_op_mapping(embedded: EmbeddedBenchmark, reference: dict[int, float]) -> None:
-    uniform = {op: embedded.query(Cell((op,) * 6), "cifar10").test for op in range(5)}
-    ref_uniform = {op: reference[Cell((op,) * 6).index] for op in range(5)}
-    # Same ordering of the five single-op cells: none < avg_pool < skip (DARTS' collapse) < conv1x1 < conv3x3.
-    assert sorted(uniform, key=uniform.get) == sorted(ref_uniform, key=ref_uniform.get) == [0, 4, 1, 2, 3]
-    for op in range(5):
-        assert abs(uniform[op] - ref_uniform[op]) < 7.0  # all-skip differs most: 60.78 vs 54.30
+def test_embedded_agrees_with_the_real_nats_files(embedded: EmbeddedBenchmark, nats_fixture_dir: Path) -> None:
+    # independent of the CSV: the official records 0, 11, 284 read through nats_bench, by arch string
+    nats = NatsBenchmark(nats_fixture_dir)
+    for index in (0, 11, 284):
+        cell = Cell.parse(nats.arch_str(index))
+        for ds in embedded.datasets:
+            assert embedded.query(cell, ds).test == pytest.approx(nats.query(cell, ds).test, abs=1e-4), (index, ds)
 
 
-def test_embedded_edge_mapping(embedded: EmbeddedBenchmark) -> None:
-    # Edges 2 (2<-1) and 3 (3<-0) are where AnalogNAS-Bench's order differs from ours.
-    # none on 1<-0 and 3<-0: the only path runs 0->1->2->3 and node 1 is zero, so the net outputs a constant.
-    assert embedded.query(Cell((0, 0, 3, 0, 0, 3)), "cifar10").test <= 10.5
-    # Swapping edges 2 and 3 connects input to output directly.
-    assert embedded.query(Cell((0, 0, 0, 3, 0, 3)), "cifar10").test > 85.0
+def test_embedded_damaged_file_is_a_benchmark_error(tmp_path: Path) -> None:
+    bad = tmp_path / "nb201_test_accuracy.npz"
+    bad.write_bytes(b"not an npz")
+    with pytest.raises(BenchmarkError, match="cannot read the embedded benchmark"):
+        embedded_mod.load_table(bad)
+    short = tmp_path / "short.npz"
+    np.savez(short, cell_index=np.arange(10, dtype=np.int16), test=np.zeros((10, 3), np.uint32))
+    with pytest.raises(BenchmarkError, match="not the expected table"):
+        embedded_mod.load_table(short)
 
 
-def test_embedded_optimum_is_an_nb201_optimum(embedded: EmbeddedBenchmark, reference: dict[int, float]) -> None:
-    best_cell = max(embedded.table, key=embedded.table.get)
-    assert embedded.optimum("cifar10") == BenchResult(valid=None, test=embedded.table[best_cell])
-    assert reference[best_cell] == pytest.approx(max(reference.values()))  # 94.3733
+def test_embedded_benchmark_needs_no_other_package() -> None:
+    # the table is package data: no analog-nasbench, no pickle, nothing imported to read it
+    import importlib.metadata
 
-
-def test_embedded_unpickler_refuses_other_classes(tmp_path: Path) -> None:
-    path = tmp_path / "evil.anb"
-    # A global the file never needs: it must be refused, not resolved (shutil.rmtree would be the payload).
-    path.write_bytes(pickle.dumps({(0,) * 6: shutil.rmtree}))
-    with pytest.raises(BenchmarkError, match="not allowed"):
-        embedded_mod.load_table(path)
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.distribution("analog-nasbench")
+    assert embedded_mod.DATA_FILE.is_file() and embedded_mod.DATA_FILE.stat().st_size < 300_000

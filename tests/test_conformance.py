@@ -8,6 +8,7 @@ method trains.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
@@ -19,8 +20,19 @@ from nasbench_suite.config import RunSpec
 from nasbench_suite.method import get_method, method_names
 from nasbench_suite.runner import Run, RunOptions
 from nasbench_suite.space import Cell
+from tests.plugin_demo import NAME as PLUGIN
+from tests.plugin_demo import installed_plugin
 
-METHODS = method_names()
+#: every registered method, plus a method from another package (an entry-point plugin, installed per test)
+METHODS = [*method_names(), PLUGIN]
+
+
+@pytest.fixture(autouse=True)
+def _plugin_installed(request):
+    """The plugin method is installed while a test of it runs (and only then: nothing leaks to other tests)."""
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    with installed_plugin() if PLUGIN in params.values() else contextlib.nullcontext():
+        yield
 
 
 # one intra-op thread for every test: set in tests/conftest.py
@@ -57,9 +69,10 @@ def _stop_after_first_epoch(spec: RunSpec, results) -> None:
 @pytest.fixture(scope="module", params=METHODS)
 def straight(request, tmp_path_factory):
     """(spec, per-epoch lines, record) of an uninterrupted 2-epoch run."""
-    spec = _spec(request.param)
-    run = Run(spec, RunOptions(results=tmp_path_factory.mktemp(f"straight-{request.param}")))
-    record = run.execute()
+    with installed_plugin() if request.param == PLUGIN else contextlib.nullcontext():
+        spec = _spec(request.param)
+        run = Run(spec, RunOptions(results=tmp_path_factory.mktemp(f"straight-{request.param}")))
+        record = run.execute()
     return spec, [dict(line) for line in run.epochs_done], record
 
 

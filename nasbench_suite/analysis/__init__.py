@@ -12,9 +12,20 @@ from ..errors import ConfigError, StoreError
 from ..store import atomic_write_bytes
 from .report import FORMATS, build_report, render_csv, render_found_csv, render_html, render_json, render_latex
 from .report import render_markdown
-from .regress import RegressReport, regress
 
 __all__ = ["FORMATS", "RegressReport", "build_report", "regress", "render_report"]
+
+
+def __getattr__(name: str):
+    # The regression check imports torch (it reruns searches); `nas-suite report` must not pay for that.
+    if name in ("regress", "RegressReport"):
+        import importlib
+
+        _module = importlib.import_module(f"{__name__}.regress")  # binds the submodule to `regress` first ...
+
+        globals().update(regress=_module.regress, RegressReport=_module.RegressReport)  # ... then the function
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def render_report(results: Path, fmt: str = "md", out: Path | None = None, benchmark=None, published: bool = True) -> str:

@@ -115,6 +115,7 @@ def build_table(group: Group, benchmark=None, published: pd.DataFrame | None = N
         for _, r in agg.iterrows()
     ]
     notes = [STD_NOTE]
+    notes += group_warnings(group)
     if group.shared_overrides:
         notes.append("every run used overrides " + ", ".join(f"{k}={v}" for k, v in group.shared_overrides.items()))
     if benchmark is not None:
@@ -138,8 +139,27 @@ def build_table(group: Group, benchmark=None, published: pd.DataFrame | None = N
             "published rows are numbers reported by their source (NB201 protocol, CIFAR-10 search, 200-epoch "
             "benchmark results) with the source's own std convention; comparable only under the same protocol "
             "and benchmark"
-        )
+            + ("" if (group.key.dataset, group.key.protocol) == ("cifar10", "nb201") else
+               f"; these runs searched {group.key.dataset} under protocol {group.key.protocol}, so the search "
+               "data differs even where the benchmark numbers are the same kind")
+        )  # fmt: skip
     return Table(group, columns, rows, notes)
+
+
+def group_warnings(group: Group) -> list[str]:
+    """What a reader must know before comparing a group's numbers: a legacy benchmark, no validation numbers,
+    runs from more than one code version or configuration hash."""
+    from ..benchmarks.embedded import LEGACY_BENCHMARKS
+
+    out = []
+    if group.key.benchmark in LEGACY_BENCHMARKS:
+        out.append(f"benchmark {group.key.benchmark}: {LEGACY_BENCHMARKS[group.key.benchmark]}")
+    if group.bench_datasets and not any(c.endswith("_valid") for c in group.bench_columns):
+        out.append(f"no valid columns: benchmark {group.key.benchmark} has test accuracies only")
+    versions = group.provenance.get("code_version") or []
+    if len(versions) > 1:
+        out.append(f"WARNING: these runs mix {len(versions)} code versions ({', '.join(versions)})")
+    return out
 
 
 # --- formatting --------------------------------------------------------------------------------------------------

@@ -82,22 +82,32 @@ DIGITS_TRAIN_FRACTION = 0.8
 DIGITS_SPLIT_SEED = 0
 
 
+#: The 1,797 handwritten digits (8x8, grey levels 0..16) as package data; licence in ``digits.txt`` beside it.
+DIGITS_FILE = Path(__file__).with_name("digits.npz")
+
+
 def load_digits_dataset() -> ImageDataset:
-    """scikit-learn's handwritten digits as a 16x16 RGB dataset (no files, no downloads).
+    """The UCI optdigits handwritten digits (scikit-learn's ``load_digits`` copy) as a 16x16 RGB dataset.
 
-    The 8x8 images with 17 grey levels (0..16) are scaled to 0..255, upscaled 2x by nearest neighbour and copied
-    to 3 channels. Nearest neighbour keeps every pixel value exact (no blur on 8-pixel strokes, same grey levels)
-    and makes the protocol's 16x16 crop with padding 2 equal to a 1-pixel shift at native resolution. The
-    train/test split is fixed: a permutation seeded with ``DIGITS_SPLIT_SEED``; the first 80% (1,437) train,
-    the remaining 360 test. Mean/std are computed from the training images.
+    Shipped as package data (``digits.npz``: the 8x8 images and labels, exactly as scikit-learn returns them), so
+    there are no files to fetch and no scikit-learn to install. The 8x8 images with 17 grey levels (0..16) are
+    scaled to 0..255, upscaled 2x by nearest neighbour and copied to 3 channels. Nearest neighbour keeps every
+    pixel value exact (no blur on 8-pixel strokes, same grey levels) and makes the protocol's 16x16 crop with
+    padding 2 equal to a 1-pixel shift at native resolution. The train/test split is fixed: a permutation seeded
+    with ``DIGITS_SPLIT_SEED``; the first 80% (1,437) train, the remaining 360 test. Mean/std are computed from
+    the training images.
     """
-    from sklearn.datasets import load_digits  # imported here: only this source needs scikit-learn
-
-    bunch = load_digits()
-    grey = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # (N, 8, 8), 16 -> 255
+    try:
+        with np.load(DIGITS_FILE, allow_pickle=False) as z:
+            raw, target = z["images"], z["labels"]
+    except Exception as exc:  # noqa: BLE001 - any read failure means a damaged install; say which file
+        raise DataError(f"cannot read the embedded digits dataset {DIGITS_FILE}: {exc!r}; reinstall nas-suite") from exc
+    if raw.shape != (1797, 8, 8) or target.shape != (1797,) or raw.max() > 16 or target.max() > 9:
+        raise DataError(f"{DIGITS_FILE} is not the expected 1,797 8x8 digits; reinstall nas-suite")
+    grey = np.rint(raw.astype(np.float64) * (255.0 / 16.0)).astype(np.uint8)  # (N, 8, 8), 16 -> 255
     big = grey.repeat(2, axis=1).repeat(2, axis=2)
     images = np.ascontiguousarray(np.repeat(big[..., None], 3, axis=3))
-    labels = bunch.target.astype(np.int64)
+    labels = target.astype(np.int64)
     order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(images))
     n_train = int(DIGITS_TRAIN_FRACTION * len(images))
     tr, te = order[:n_train], order[n_train:]
