@@ -7,6 +7,7 @@ code 2, with no traceback. Nothing stored is touched before the inputs are check
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -107,6 +108,25 @@ LAZY_COMMANDS = {
 @click.version_option(package_name="nas-suite")
 def cli() -> None:
     """Compare one-shot NAS methods on NAS-Bench-201: search, query, store, report."""
+    _log_to_stderr()
+
+
+class _EchoHandler(logging.Handler):
+    """The library's log records as plain lines on the command's stderr (looked up at each record, so a test's
+    captured stderr gets them too)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
+def _log_to_stderr() -> None:
+    # Library code logs through `logging` (a notebook routes or silences it); the CLI shows its warnings as the one
+    # line each that docs/errors.md lists, without a level prefix.
+    logger = logging.getLogger("nasbench_suite")
+    if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
+        handler = _EchoHandler(logging.WARNING)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
 
 
 @cli.command()

@@ -5,9 +5,24 @@
 -> endless augmented batches.
 """
 
-from .batches import BatchStream
+from typing import TYPE_CHECKING
+
 from .sources import ImageDataset, canonical_name, dataset_names, load_dataset, load_digits_dataset
 from .splits import SPLIT_KIND, DataPart, SearchSplit, make_part, search_split
+
+if TYPE_CHECKING:
+    from .batches import BatchStream
+
+
+def __getattr__(name: str):
+    # BatchStream needs torch (seconds to import); the torch-free parts of the package (the pickle scanner that
+    # the benchmark adapters use, the splits) must not pay for it: `nas-suite query` answers in a fraction of that.
+    if name == "BatchStream":
+        from .batches import BatchStream
+
+        return BatchStream
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BatchStream",
