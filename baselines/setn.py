@@ -80,12 +80,7 @@ class SETN(AlphaMethod):
         ctx, net = self.ctx, self.ctx.supernet
         x, y = train_batch
         loss, acc = ce_and_acc(net.forward_cell(x, self.sample_weight_cells()), y)
-        if self.hparams.clip_weight_grads:
-            ctx.weight_step(loss)
-        else:
-            ctx.w_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            ctx.w_optimizer.step()
+        ctx.weight_step(loss, clip=self.hparams.clip_weight_grads)
         xv, yv = valid_batch
         arch_loss, arch_acc = ce_and_acc(net.forward_mixture(xv, torch.softmax(self.alpha, -1)), yv)
         self.a_optimizer.zero_grad(set_to_none=True)

@@ -47,7 +47,12 @@ class Protocol:
     track_running_stats: bool = False
     select_batch_size: int = 512
     select_candidates: int = 100
-    split_seed: int = 0
+    split_seed: int = 0  # the seeded split of datasets without an official one (digits)
+    # Which weights the SGD step touches (nasbench_suite/sgd.py): "zero" = PyTorch 1.x zero_grad (the published
+    # runs), "none" = PyTorch >= 2.0 (xautodl run today).
+    sgd_semantics: str = "zero"
+    select_augment: bool = False  # candidate selection on augmented images (NB201's ENAS script), else test transform
+    lastact_follows_flags: bool = False  # final BN takes affine/track_running_stats (NATS-Bench's model)
     steps_per_epoch: int | None = None  # None = one pass over the weight split
     # Opt-in execution options for GPUs (docs/performance.md); the defaults are exact fp32 eager everywhere.
     amp: str = "off"  # "bf16": autocast the supernet forward in bfloat16 (changes numerics)
@@ -232,6 +237,8 @@ def resolve(spec: RunSpec, hparams_cls: type, method_name: str) -> ResolvedConfi
     protocol = Protocol(name=spec.protocol, **pvals)
     if protocol.epochs < 1 or protocol.batch_size < 1:
         raise ConfigError("epochs and batch_size must be at least 1")
+    if protocol.sgd_semantics not in ("zero", "none"):
+        raise ConfigError(f"sgd_semantics must be zero or none, got {protocol.sgd_semantics!r}")
     try:
         hparams = hparams_cls(**hvals)
     except (TypeError, ValueError) as e:

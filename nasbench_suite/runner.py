@@ -25,12 +25,13 @@ from . import __version__
 from .benchmarks import Benchmark, open_benchmark
 from .config import RunSpec, resolve
 from .data import BatchStream, load_dataset, search_split
+from .data.splits import split_name
 from .errors import StoreError
 from .method import SearchContext, get_method, rng_state, set_rng_state
 from .store import SCHEMA_VERSION, Store, atomic_write_bytes
 from .supernet import Supernet, SupernetConfig
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the supernet state holds which (edge, op) rows have a gradient (sgd_semantics)
 
 
 @dataclass
@@ -120,14 +121,18 @@ class Run:
         seed_everything(spec.seed)
         self.dataset = load_dataset(p.dataset, options.data_root)
         split = search_split(self.dataset, p.split_seed)
-        stream = dict(device=self.device, batch_size=p.batch_size)
+        # As the reference's loaders: every training image once per epoch with a smaller last batch (no drop_last;
+        # 391 steps at batch 64 on 25k images), and for each training image one validation image drawn with
+        # replacement (xautodl's SearchDataset), so the arch batch has the train batch's size (draw()).
+        stream = dict(device=self.device, batch_size=p.batch_size, drop_last=False)
         self.train_stream = BatchStream.from_part(split.train, self.dataset, seed=spec.seed * 2 + 1, **stream)
         self.valid_stream = BatchStream.from_part(split.valid, self.dataset, seed=spec.seed * 2 + 2, **stream)
+        self.split_name = split_name(self.dataset.name, p.split_seed)
         self._valid_part = split.valid
         self.steps_per_epoch = p.steps_per_epoch or self.train_stream.steps_per_epoch
 
         self.supernet = Supernet(
-            SupernetConfig(p.C, p.N, self.dataset.num_classes, p.affine, p.track_running_stats)
+            SupernetConfig(p.C, p.N, self.dataset.num_classes, p.affine, p.track_running_stats, p.lastact_follows_flags)
         ).to(self.device)
         apply_protocol_fast_options(self.supernet, p)
         self.w_optimizer = torch.optim.SGD(
@@ -144,21 +149,24 @@ class Run:
             rng=np.random.default_rng(spec.seed),
             w_optimizer=self.w_optimizer,
             selection_batches=self.selection_batches,
-            # the run's own validation stream (checkpointed here), for methods that need more validation
-            # batches than the one per step (ENAS's controller phase at the end of each epoch)
-            extra={"valid_stream": self.valid_stream},
         )
         self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
 
-    def selection_batches(self, epoch: int):
-        """Validation batches for candidate scoring, from a stream seeded by (seed, epoch): deriving a cell never
-        consumes the search's own random numbers, so per-epoch derivation cannot change the search."""
+    def selection_batches(self, epoch: int, *, augment: bool | None = None, salt: int = 0):
+        """Validation batches for candidate scoring, from a stream seeded by (seed, epoch, salt): deriving a cell
+        never consumes the search's own random numbers, so per-epoch derivation cannot change the search.
+
+        Like the reference's ``valid_loader``: batches of ``select_batch_size`` over the validation part, a fresh
+        shuffle per pass with a smaller last batch, the test transform unless the protocol's ``select_augment``
+        (NB201's ENAS script) or ``augment`` says otherwise."""
         p = self.protocol
         bs = min(p.select_batch_size, len(self._valid_part))
+        seed = 10_000 * (self.spec.seed + 1) + epoch + 1_000_003 * salt
+        aug = p.select_augment if augment is None else augment
         return BatchStream.from_part(
-            self._valid_part, self.dataset, device=self.device, batch_size=bs, seed=10_000 * (self.spec.seed + 1) + epoch
+            self._valid_part, self.dataset, device=self.device, batch_size=bs, seed=seed, augment=aug, drop_last=False
         )
 
     # -- checkpoints ------------------------------------------------------------------------------------------
@@ -223,7 +231,9 @@ class Run:
         self.method.begin_epoch(epoch)
         sums: dict[str, float] = {}
         for step in range(self.steps_per_epoch):
-            out = self.method.search_step(next(self.train_stream), next(self.valid_stream), epoch, step)
+            train_batch = next(self.train_stream)
+            valid_batch = self.valid_stream.draw(len(train_batch[1]))
+            out = self.method.search_step(train_batch, valid_batch, epoch, step)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
         self.method.end_epoch(epoch)
@@ -293,7 +303,7 @@ class Run:
                 "python": platform.python_version(),
                 "host": platform.node(),
             },
-            "data": {"dataset": self.dataset.name, "data_root": str(self.options.data_root or "")},
+            "data": {"dataset": self.dataset.name, "data_root": str(self.options.data_root or ""), "split": self.split_name},
             "benchmark": {
                 "name": self.benchmark.name,
                 "provenance": self.benchmark.provenance,
