@@ -47,7 +47,7 @@ def sample_urs_cell(rng: np.random.Generator) -> Cell:
 
 def top_cells_by_log_prob(alpha: torch.Tensor, k: int) -> list[Cell]:
     """The ``k`` cells with the largest summed ``log_softmax(alpha)`` (stable order on ties)."""
-    logp = torch.log_softmax(alpha.detach().float(), -1).cpu().numpy()
+    logp = torch.log_softmax(alpha.detach(), -1).cpu().numpy()  # in alpha's dtype, as the reference ranks
     ops = all_ops_array()
     scores = logp[np.arange(logp.shape[0])[None, :], ops].sum(1)
     order = np.argsort(-scores, kind="stable")[: max(0, min(k, len(ops)))]

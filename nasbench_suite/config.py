@@ -237,8 +237,10 @@ def resolve(spec: RunSpec, hparams_cls: type, method_name: str) -> ResolvedConfi
     protocol = Protocol(name=spec.protocol, **pvals)
     if protocol.epochs < 1 or protocol.batch_size < 1:
         raise ConfigError("epochs and batch_size must be at least 1")
-    if protocol.sgd_semantics not in ("zero", "none"):
-        raise ConfigError(f"sgd_semantics must be zero or none, got {protocol.sgd_semantics!r}")
+    from .sgd import SGD_SEMANTICS
+
+    if protocol.sgd_semantics not in SGD_SEMANTICS:
+        raise ConfigError(f"sgd_semantics must be one of {', '.join(SGD_SEMANTICS)}, got {protocol.sgd_semantics!r}")
     try:
         hparams = hparams_cls(**hvals)
     except (TypeError, ValueError) as e:

@@ -97,7 +97,7 @@ class SearchContext:
         if clip and self.protocol.grad_clip > 0:  # 0 = no clipping (NATS-Bench's script)
             nn.utils.clip_grad_norm_([*self.supernet.parameters(), *also_clip], self.protocol.grad_clip)
         masks, skip = self.supernet.sgd_row_masks()
-        masked_sgd_step(self.w_optimizer, masks, skip, semantics)
+        masked_sgd_step(self.w_optimizer, masks, skip)
 
     def arch_adam(self, params) -> torch.optim.Adam:
         """The protocol's arch optimiser (Adam, arch_lr, arch_betas, arch_weight_decay) over ``params``."""

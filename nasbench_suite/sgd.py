@@ -26,38 +26,30 @@ SGD_SEMANTICS = ("zero", "none")
 
 
 def masked_sgd_step(
-    optimizer: torch.optim.Optimizer,
-    row_masks: dict[torch.Tensor, torch.Tensor],
-    skip: set[torch.Tensor],
-    semantics: str,
+    optimizer: torch.optim.Optimizer, row_masks: dict[torch.Tensor, torch.Tensor], skip: set[torch.Tensor]
 ) -> None:
     """One step of ``optimizer`` (a ``torch.optim.SGD``, dampening 0) as the reference's per-op SGD takes it.
 
-    ``row_masks``: parameter -> bool mask over its first dimension (rows whose reference parameter has a gradient);
-    ``skip``: parameters none of whose rows has one. Other parameters are updated like ``torch.optim.SGD`` does
-    (skipped when their ``.grad`` is None, except under ``zero`` semantics once they have a momentum buffer, i.e.
-    once they have had a gradient: then their gradient counts as zeros). Masked rows get exactly SGD's update;
-    the other rows keep their value and their momentum buffer bit for bit.
+    ``row_masks``: parameter -> bool mask over its first dimension (the rows whose reference parameter has a
+    gradient); ``skip``: parameters none of whose rows has one (:meth:`Supernet.sgd_row_masks`). Every other
+    parameter has one in the reference: the stem, the ResNet blocks, the final BN and the classifier are in the graph
+    of every forward, even where our forward cuts them off (a cell whose output node has only ``none`` inputs: the
+    reference's ``Zero`` multiplies by 0 and keeps the graph), so a missing gradient counts as zeros, and SGD still
+    applies weight decay and momentum, as the reference's does. Masked rows get exactly SGD's update; the other rows
+    keep their value and their momentum buffer bit for bit.
     """
-    if semantics not in SGD_SEMANTICS:
-        raise ValueError(f"sgd semantics must be one of {SGD_SEMANTICS}, got {semantics!r}")
     with torch.no_grad():
         for group in optimizer.param_groups:
             lr, wd, momentum = group["lr"], group["weight_decay"], group["momentum"]
-            nesterov, maximize = group.get("nesterov", False), group.get("maximize", False)
-            if group.get("dampening", 0) != 0 or maximize:
+            nesterov = group.get("nesterov", False)
+            if group.get("dampening", 0) != 0 or group.get("maximize", False):
                 raise ValueError("masked_sgd_step supports dampening=0, maximize=False only")
             for p in group["params"]:
                 if p in skip:
                     continue
                 state = optimizer.state[p]
                 mask = row_masks.get(p)
-                grad = p.grad
-                if grad is None:
-                    had_grad = mask is not None or (semantics == "zero" and "momentum_buffer" in state)
-                    if not had_grad:
-                        continue
-                    grad = torch.zeros_like(p)
+                grad = p.grad if p.grad is not None else torch.zeros_like(p)
                 m = None if mask is None else mask.view(-1, *([1] * (p.dim() - 1))).to(p.dtype)
                 d_p = grad.add(p, alpha=wd) if wd != 0 else grad
                 if momentum != 0:
