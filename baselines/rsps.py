@@ -19,32 +19,21 @@ import numpy as np
 from nasbench_suite.method import OneShotMethod, ce_and_acc, register
 from nasbench_suite.space import Cell, all_ops_array, sample_cell
 
-from .setn import sample_urs_cell
+from .setn import WeightSamplingHparams, WeightSamplingMixin
 
 
 @register("rsps", aliases=("random", "random-nas"))
-class RSPS(OneShotMethod):
+class RSPS(WeightSamplingMixin, OneShotMethod):
     display_name = "RSPS"
 
     @dataclass(frozen=True)
-    class Hparams:
-        #: "dynamic" = one uniform cell for the whole network (NB201's RANDOM-NAS); "urs" = one cell per search
-        #: layer, each node redrawn until it has a non-none input (NATS-Bench's search-cell.py)
-        weight_sampling: str = "dynamic"
+    class Hparams(WeightSamplingHparams):
         #: score distinct candidates (NATS-Bench: random.sample) instead of independent draws (NB201)
         distinct_candidates: bool = False
 
-        def __post_init__(self):
-            if self.weight_sampling not in ("dynamic", "urs"):
-                raise ValueError(f"weight_sampling must be 'dynamic' or 'urs', got {self.weight_sampling!r}")
-
     def search_step(self, train_batch, valid_batch, epoch, step):
         x, y = train_batch
-        rng = self.ctx.rng
-        if self.hparams.weight_sampling == "urs":
-            cell = [sample_urs_cell(rng) for _ in range(self.ctx.supernet.num_search_cells)]
-        else:
-            cell = sample_cell(rng)
+        cell = self.sample_weight_cells()
         loss, acc = ce_and_acc(self.ctx.supernet.forward_cell(x, cell), y)
         self.ctx.weight_step(loss)
         return {"train_loss": loss.item(), "train_acc": acc}

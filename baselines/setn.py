@@ -54,27 +54,38 @@ def top_cells_by_log_prob(alpha: torch.Tensor, k: int) -> list[Cell]:
     return [Cell(tuple(int(o) for o in ops[i])) for i in order]
 
 
-@register("setn")
-class SETN(AlphaMethod):
-    display_name = "SETN"
+@dataclass(frozen=True)
+class WeightSamplingHparams:
+    """How a cell-sampling method draws the cell(s) its weight step trains (SETN, RSPS)."""
 
-    @dataclass(frozen=True)
-    class Hparams:
-        #: "dynamic" = one uniform cell per step (the script); "urs" = one cell per search layer, the
-        #: reference's forward_urs (commented out in the script)
-        weight_sampling: str = "dynamic"
-        #: the script's SETN weight step does not clip; true applies the protocol's grad_clip
-        clip_weight_grads: bool = False
+    #: "dynamic" = one uniform cell for the whole network (NB201's SETN / RANDOM-NAS scripts); "urs" = one cell per
+    #: search layer, each node redrawn until it has a non-none input (xautodl's forward_urs: NATS-Bench's RSPS;
+    #: commented out in NB201's SETN script)
+    weight_sampling: str = "dynamic"
 
-        def __post_init__(self):
-            if self.weight_sampling not in ("dynamic", "urs"):
-                raise ValueError(f"weight_sampling must be 'dynamic' or 'urs', got {self.weight_sampling!r}")
+    def __post_init__(self):
+        if self.weight_sampling not in ("dynamic", "urs"):
+            raise ValueError(f"weight_sampling must be 'dynamic' or 'urs', got {self.weight_sampling!r}")
+
+
+class WeightSamplingMixin:
+    """``sample_weight_cells()`` per the ``weight_sampling`` hyperparameter, from the run's generator."""
 
     def sample_weight_cells(self) -> Cell | list[Cell]:
         rng = self.ctx.rng
         if self.hparams.weight_sampling == "urs":
             return [sample_urs_cell(rng) for _ in range(self.ctx.supernet.num_search_cells)]
         return sample_cell(rng)
+
+
+@register("setn")
+class SETN(WeightSamplingMixin, AlphaMethod):
+    display_name = "SETN"
+
+    @dataclass(frozen=True)
+    class Hparams(WeightSamplingHparams):
+        #: the script's SETN weight step does not clip; true applies the protocol's grad_clip
+        clip_weight_grads: bool = False
 
     def search_step(self, train_batch, valid_batch, epoch, step):
         ctx, net = self.ctx, self.ctx.supernet

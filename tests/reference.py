@@ -50,20 +50,27 @@ def logits(ref, x):
     return ref(x)[1]
 
 
-def weight_then_arch_step(ref, w_opt, a_opt, batch, clip, set_to_none):
-    """DARTS-V1.py / GDAS.py: a weight step (clip over ``network.parameters()``, arch parameters included), then
-    an arch step whose full backward also fills the weights' gradients."""
-    (x, y), (xv, yv) = batch
+def clipped_weight_step(ref, w_opt, x, y, clip, set_to_none) -> float:
+    """The scripts' weight step: zero_grad, backward, clip over ``network.parameters()`` (arch parameters
+    included), SGD step; returns the loss."""
     w_opt.zero_grad(set_to_none=set_to_none)
     loss = F.cross_entropy(logits(ref, x), y)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(ref.parameters(), clip)
     w_opt.step()
+    return loss.item()
+
+
+def weight_then_arch_step(ref, w_opt, a_opt, batch, clip, set_to_none):
+    """DARTS-V1.py / GDAS.py: a weight step, then an arch step whose full backward also fills the weights'
+    gradients."""
+    (x, y), (xv, yv) = batch
+    loss = clipped_weight_step(ref, w_opt, x, y, clip, set_to_none)
     a_opt.zero_grad(set_to_none=set_to_none)
     arch_loss = F.cross_entropy(logits(ref, xv), yv)
     arch_loss.backward()
     a_opt.step()
-    return loss.item(), arch_loss.item()
+    return loss, arch_loss.item()
 
 
 def _cat(xs):
@@ -118,12 +125,7 @@ def darts_v2_step(ref, w_opt, a_opt, batch, clip, set_to_none):
     grad, arch_loss = unrolled_grad(ref, w_opt, batch)
     ref.arch_parameters.grad = grad.clone()
     a_opt.step()
-    w_opt.zero_grad(set_to_none=set_to_none)
-    loss = F.cross_entropy(logits(ref, x), y)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(ref.parameters(), clip)
-    w_opt.step()
-    return loss.item(), arch_loss
+    return clipped_weight_step(ref, w_opt, x, y, clip, set_to_none), arch_loss
 
 
 def setn_step(ref, w_opt, a_opt, batch, cell, set_to_none):
@@ -146,12 +148,7 @@ def random_nas_step(ref, w_opt, batch, cell, clip, set_to_none):
     """RANDOM-NAS.py: one random cell for the whole network, a clipped weight step."""
     (x, y), _ = batch
     ref.arch_cache = structure(cell)
-    w_opt.zero_grad(set_to_none=set_to_none)
-    loss = F.cross_entropy(logits(ref, x), y)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(ref.parameters(), clip)
-    w_opt.step()
-    return loss.item()
+    return clipped_weight_step(ref, w_opt, x, y, clip, set_to_none)
 
 
 def enas_shared_step(ref, controller, w_opt, batch, clip, set_to_none):
@@ -161,12 +158,7 @@ def enas_shared_step(ref, controller, w_opt, batch, clip, set_to_none):
     with torch.no_grad():
         _, _, arch = controller()
     ref.update_arch(arch)
-    w_opt.zero_grad(set_to_none=set_to_none)
-    loss = F.cross_entropy(logits(ref, x), y)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(ref.parameters(), clip)
-    w_opt.step()
-    return loss.item()
+    return clipped_weight_step(ref, w_opt, x, y, clip, set_to_none)
 
 
 def enas_train_controller(ref, controller, c_opt, batches, baseline, steps, aggregate, set_to_none,

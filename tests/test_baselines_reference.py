@@ -258,14 +258,11 @@ def test_setn_matches_reference_over_epochs_and_selects_the_same_cell(semantics,
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_rsps_matches_reference_over_epochs_and_selects_the_same_cell(semantics, monkeypatch):
-    import baselines.rsps as rsps
-
     pair = Pair("random", "rsps", semantics)
     cells = _scripted_cells(2)
     it = iter(cells)
-    monkeypatch.setattr(rsps, "sample_cell", lambda rng: next(it))
+    pair.m.sample_weight_cells = lambda: next(it)
     _run(pair, lambda i, e, b: (R.random_nas_step(pair.ref, pair.w_opt, b, cells[i], CLIP, pair.set_to_none),))
-    monkeypatch.undo()
 
     last = EPOCHS - 1
     pair.selection[(last, 0)] = _selection(last)
