@@ -44,8 +44,12 @@ BEHIND_NONE = [
 
 @pytest.fixture(autouse=True)
 def _exact_cpu_kernels():
-    with torch.backends.mkldnn.flags(enabled=False):
-        yield
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")  # torch's, about Intel GPUs
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
 
 
 def _batch(g, bsz):
@@ -155,6 +159,17 @@ def _run(pair: Pair, ref_step, our_step=None, end_epoch=None):
         pair.assert_same(f"step {i}:")
 
 
+def _assert_selection_matches(pair: Pair, epoch: int, n: int, set_cell, monkeypatch) -> list[Cell]:
+    """Our derive(epoch) scores its candidates as the reference scores them on the same selection batches (one
+    batch each, eval mode) and picks the reference's best; returns the candidates."""
+    pair.selection[(epoch, 0)] = _selection(epoch, n=n)
+    cell, candidates, scores = _capture_scores(pair, epoch, monkeypatch)
+    ref_scores = R.score_cells(pair.ref, candidates, pair.selection[(epoch, 0)], set_cell)
+    assert len(candidates) == n and scores == pytest.approx(ref_scores, abs=1e-4)
+    assert cell == candidates[int(np.argmax(ref_scores))]
+    return candidates
+
+
 def _capture_scores(pair: Pair, epoch: int, monkeypatch):
     """Our derive(epoch) with its candidates and their scores captured."""
     seen = {}
@@ -238,40 +253,33 @@ def test_darts_v2_unrolled_gradient_is_second_order():
 
 
 # --- SETN, RSPS: scripted cells, then candidate selection ---------------------------------------------------------
-@pytest.mark.parametrize("semantics", SEMANTICS)
-def test_setn_matches_reference_over_epochs_and_selects_the_same_cell(semantics, monkeypatch):
-    pair = Pair("setn", "setn", semantics)
-    cells = _scripted_cells(1)
+def _scripted_pair(kind: str, method: str, semantics: str, seed: int) -> tuple[Pair, list[Cell]]:
+    """A pair whose method trains the scripted cells (the reference trains the same ones)."""
+    pair = Pair(kind, method, semantics)
+    cells = _scripted_cells(seed)
     it = iter(cells)
     pair.m.sample_weight_cells = lambda: next(it)
+    return pair, cells
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_setn_matches_reference_over_epochs_and_selects_the_same_cell(semantics, monkeypatch):
+    pair, cells = _scripted_pair("setn", "setn", semantics, 1)
     _run(pair, lambda i, e, b: R.setn_step(pair.ref, pair.w_opt, pair.a_opt, b, cells[i], pair.set_to_none))
 
-    last = EPOCHS - 1
-    pair.selection[(last, 0)] = _selection(last)
-    cell, candidates, scores = _capture_scores(pair, last, monkeypatch)
+    candidates = _assert_selection_matches(
+        pair, EPOCHS - 1, 100, lambda c: pair.ref.set_cal_mode("dynamic", R.structure(c)), monkeypatch
+    )
     assert [c.arch_str for c in candidates] == [s.tostr() for s in pair.ref.return_topK(100)]
-    ref_scores = R.score_cells(pair.ref, candidates, pair.selection[(last, 0)],
-                               lambda c: pair.ref.set_cal_mode("dynamic", R.structure(c)))  # fmt: skip
-    assert scores == pytest.approx(ref_scores, abs=1e-4)
-    assert cell == candidates[int(np.argmax(ref_scores))]
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_rsps_matches_reference_over_epochs_and_selects_the_same_cell(semantics, monkeypatch):
-    pair = Pair("random", "rsps", semantics)
-    cells = _scripted_cells(2)
-    it = iter(cells)
-    pair.m.sample_weight_cells = lambda: next(it)
+    pair, cells = _scripted_pair("random", "rsps", semantics, 2)
     _run(pair, lambda i, e, b: (R.random_nas_step(pair.ref, pair.w_opt, b, cells[i], CLIP, pair.set_to_none),))
 
-    last = EPOCHS - 1
-    pair.selection[(last, 0)] = _selection(last)
-    cell, candidates, scores = _capture_scores(pair, last, monkeypatch)
-    assert len(candidates) == 100
-    ref_scores = R.score_cells(pair.ref, candidates, pair.selection[(last, 0)],
-                               lambda c: setattr(pair.ref, "arch_cache", R.structure(c)))  # fmt: skip
-    assert scores == pytest.approx(ref_scores, abs=1e-4)
-    assert cell == candidates[int(np.argmax(ref_scores))]
+    _assert_selection_matches(pair, EPOCHS - 1, 100, lambda c: setattr(pair.ref, "arch_cache", R.structure(c)),
+                              monkeypatch)  # fmt: skip
 
 
 # --- ENAS: shared steps, controller phase at each epoch's end, selection ------------------------------------------
@@ -297,13 +305,8 @@ def test_enas_matches_reference_over_epochs(semantics, monkeypatch):
     _run(pair, ref_step, end_epoch=end_epoch)
     assert pair.m.baseline is not None
 
-    epoch = 1  # not the last epoch: epoch_samples candidates
-    pair.selection[(epoch, 0)] = _selection(epoch, n=20)
-    cell, candidates, scores = _capture_scores(pair, epoch, monkeypatch)
-    ref_scores = R.score_cells(pair.ref, candidates, pair.selection[(epoch, 0)],
-                               lambda c: pair.ref.update_arch(list(c.ops)))  # fmt: skip
-    assert len(candidates) == 20 and scores == pytest.approx(ref_scores, abs=1e-4)
-    assert cell == candidates[int(np.argmax(ref_scores))]
+    # not the last epoch: epoch_samples (20) candidates
+    _assert_selection_matches(pair, 1, 20, lambda c: pair.ref.update_arch(list(c.ops)), monkeypatch)
 
 
 def test_enas_nats_carries_the_mean_baseline():
