@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from nasbench_suite.config import setting
 from nasbench_suite.method import ce_and_acc, register
 
 from .darts_v1 import AlphaMethod, KeepArchGradMixin
@@ -41,7 +42,7 @@ class DartsV2(KeepArchGradMixin, AlphaMethod):
     @dataclass(frozen=True)
     class Hparams:
         #: finite-difference step of the Hessian-vector product: R = unrolled_r / ||dL_valid/dw'||
-        unrolled_r: float = 0.01
+        unrolled_r: float = setting(0.01, gt=0, le=1e6)
         #: NATS-Bench's order (weight step, then arch step); NB201's DARTS-V2.py: arch step first
         weight_step_first: bool = False
 

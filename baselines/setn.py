@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nasbench_suite.config import setting
 from nasbench_suite.method import ce_and_acc, register
 from nasbench_suite.space import EDGES, NUM_NODES, NUM_OPS, Cell, all_ops_array, sample_cell
 
@@ -61,11 +62,7 @@ class WeightSamplingHparams:
     #: "dynamic" = one uniform cell for the whole network (NB201's SETN / RANDOM-NAS scripts); "urs" = one cell per
     #: search layer, each node redrawn until it has a non-none input (xautodl's forward_urs: NATS-Bench's RSPS;
     #: commented out in NB201's SETN script)
-    weight_sampling: str = "dynamic"
-
-    def __post_init__(self):
-        if self.weight_sampling not in ("dynamic", "urs"):
-            raise ValueError(f"weight_sampling must be 'dynamic' or 'urs', got {self.weight_sampling!r}")
+    weight_sampling: str = setting("dynamic", choices=("dynamic", "urs"))
 
 
 class WeightSamplingMixin:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import torch
 
-SGD_SEMANTICS = ("zero", "none")
-
 
 def masked_sgd_step(
     optimizer: torch.optim.Optimizer, row_masks: dict[torch.Tensor, torch.Tensor], skip: set[torch.Tensor]
