@@ -13,6 +13,9 @@ Each step: FIRST the arch step with the unrolled gradient on a valid batch, THEN
    which, as in the reference, restores them only up to float rounding);
 4. ``alpha.grad = dalpha - lr * hvp``, one Adam step.
 
+NATS-Bench's search-cell.py takes the weight step FIRST and then the arch step (``weight_step_first=true``), so its
+unrolled gradient sees the weights after this step's update.
+
 Every forward runs the real network in train mode in the same order as the reference, so BN running statistics
 (when the protocol records them) see the same batches; the unrolled network is a copy that is thrown away.
 Final cell: argmax of alpha per edge.
@@ -40,6 +43,8 @@ class DartsV2(KeepArchGradMixin, AlphaMethod):
     class Hparams:
         #: finite-difference step of the Hessian-vector product: R = unrolled_r / ||dL_valid/dw'||
         unrolled_r: float = setting(0.01, gt=0, le=1e6)
+        #: NATS-Bench's order (weight step, then arch step); NB201's DARTS-V2.py: arch step first
+        weight_step_first: bool = False
 
     def unrolled_arch_grad(self, train_batch, valid_batch) -> tuple[torch.Tensor, torch.Tensor, float]:
         """The reference's unrolled gradient of alpha; returns (grad, valid loss at w', valid accuracy)."""
@@ -90,12 +95,15 @@ class DartsV2(KeepArchGradMixin, AlphaMethod):
 
     def search_step(self, train_batch, valid_batch, epoch, step):
         net = self.ctx.supernet
+        x, y = train_batch
+        if self.hparams.weight_step_first:
+            loss, acc = ce_and_acc(net.forward_mixture(x, torch.softmax(self.alpha, -1)), y)
+            self.weight_step_keep_arch_grad(loss)
         self.a_optimizer.zero_grad(set_to_none=True)
         grad, arch_loss, arch_acc = self.unrolled_arch_grad(train_batch, valid_batch)
         self.alpha.grad = grad
         self.a_optimizer.step()
-
-        x, y = train_batch
-        loss, acc = ce_and_acc(net.forward_mixture(x, torch.softmax(self.alpha, -1)), y)
-        self.weight_step_keep_arch_grad(loss)
+        if not self.hparams.weight_step_first:
+            loss, acc = ce_and_acc(net.forward_mixture(x, torch.softmax(self.alpha, -1)), y)
+            self.weight_step_keep_arch_grad(loss)
         return {"train_loss": loss.item(), "train_acc": acc, "valid_loss": arch_loss.item(), "valid_acc": arch_acc}

@@ -8,13 +8,16 @@ script runs it.
   2.5e-4 and batch 128 are protocol values, in the presets' ``methods: enas`` sections.
 * Controller phase, once per epoch after the shared-weight steps (:meth:`end_epoch`, where the script calls
   ``train_controller``): ``controller_steps`` x ``controller_aggregate`` samples, each rewarded with its top-1
-  accuracy (fraction) on the next batch of the run's validation stream, shared network in eval mode, plus
+  accuracy (fraction) on the next batch of a fresh pass over the validation part (the script's
+  ``iter(valid_loader)`` per call: ``select_batch_size`` images, augmented under NB201's ENAS script whose
+  valid_loader takes the train transform, the test transform under NATS-Bench's), shared network in eval mode, plus
   ``entropy_weight`` x the sample's entropy. REINFORCE loss ``-log_prob * (reward - baseline)`` averaged over
   ``controller_aggregate`` samples, then clip ``controller_clip`` and one Adam step.
   The baseline is the script's: within an epoch every sample uses ``b = B - (1 - decay) * (B - reward)`` where
   ``B`` is the value carried over from the previous epoch (the last sample's ``b``); in the first epoch ``B`` does
   not exist and ``b`` is the sample's own accuracy (so the first epoch only follows the entropy term). Reward and
-  baseline carry the entropy's gradient, as in the script.
+  baseline carry the entropy's gradient, as in the script. NATS-Bench's script carries the epoch's MEAN ``b``
+  instead (``carry_baseline=mean``).
 * Derived cell: ``epoch_samples`` (10) controller samples each scored on one selection batch, the best; at the last
   epoch ``select_candidates`` (100), the script's final ``controller_num_samples``. Samples for selection come from
   a generator seeded by (seed, epoch), so deriving never changes the search (the script draws them from the global
@@ -107,6 +110,9 @@ class ENAS(OneShotMethod):
         tanh_constant: float = setting(2.5, gt=0, le=1e6)
         temperature: float = setting(5.0, gt=0, le=1e6)
         epoch_samples: int = setting(10, ge=1, le=15_625)  # per-epoch candidates; the last epoch: select_candidates
+        #: the baseline carried to the next epoch: the last sample's (NB201's ENAS.py) or the epoch's mean
+        #: (NATS-Bench's search-cell.py returns BaselineMeter.avg)
+        carry_baseline: str = setting("last", choices=("last", "mean"))
 
     def setup(self, ctx):
         super().setup(ctx)
@@ -148,24 +154,23 @@ class ENAS(OneShotMethod):
 
     def end_epoch(self, epoch: int) -> None:
         h, net = self.hparams, self.ctx.supernet
-        try:
-            stream = self.ctx.extra["valid_stream"]
-        except KeyError:
-            raise RuntimeError("ENAS needs the run's validation stream in ctx.extra['valid_stream']") from None
+        stream = self.ctx.selection_batches(epoch, salt=1)
         was_training = net.training
         net.eval()
         self.controller.train()
         self.c_optimizer.zero_grad(set_to_none=True)
         last_baseline = self.baseline
+        baselines = []
         for step in range(h.controller_steps * h.controller_aggregate):
             x, y = next(stream)
             loss, last_baseline, _ = self.reinforce_loss(x, y)
+            baselines.append(last_baseline)
             (loss / h.controller_aggregate).backward()
             if (step + 1) % h.controller_aggregate == 0:
                 nn.utils.clip_grad_norm_(self.controller.parameters(), h.controller_clip)
                 self.c_optimizer.step()
                 self.c_optimizer.zero_grad(set_to_none=True)
-        self.baseline = last_baseline
+        self.baseline = last_baseline if h.carry_baseline == "last" or not baselines else sum(baselines) / len(baselines)
         net.train(was_training)
 
     def derive(self, epoch: int) -> Cell:

@@ -48,24 +48,25 @@ def sample_urs_cell(rng: np.random.Generator) -> Cell:
 
 def top_cells_by_log_prob(alpha: torch.Tensor, k: int) -> list[Cell]:
     """The ``k`` cells with the largest summed ``log_softmax(alpha)`` (stable order on ties)."""
-    logp = torch.log_softmax(alpha.detach(), -1).cpu().numpy()  # alpha's own dtype (float64 in the regression)
+    logp = torch.log_softmax(alpha.detach(), -1).cpu().numpy()  # in alpha's dtype, as the reference ranks
     ops = all_ops_array()
     scores = logp[np.arange(logp.shape[0])[None, :], ops].sum(1)
     order = np.argsort(-scores, kind="stable")[: max(0, min(k, len(ops)))]
     return [Cell(tuple(int(o) for o in ops[i])) for i in order]
 
 
-@register("setn")
-class SETN(AlphaMethod):
-    display_name = "SETN"
+@dataclass(frozen=True)
+class WeightSamplingHparams:
+    """How a cell-sampling method draws the cell(s) its weight step trains (SETN, RSPS)."""
 
-    @dataclass(frozen=True)
-    class Hparams:
-        #: "dynamic" = one uniform cell per step (the script); "urs" = one cell per search layer, the
-        #: reference's forward_urs (commented out in the script)
-        weight_sampling: str = setting("dynamic", choices=("dynamic", "urs"))
-        #: the script's SETN weight step does not clip; true applies the protocol's grad_clip
-        clip_weight_grads: bool = False
+    #: "dynamic" = one uniform cell for the whole network (NB201's SETN / RANDOM-NAS scripts); "urs" = one cell per
+    #: search layer, each node redrawn until it has a non-none input (xautodl's forward_urs: NATS-Bench's RSPS;
+    #: commented out in NB201's SETN script)
+    weight_sampling: str = setting("dynamic", choices=("dynamic", "urs"))
+
+
+class WeightSamplingMixin:
+    """``sample_weight_cells()`` per the ``weight_sampling`` hyperparameter, from the run's generator."""
 
     def sample_weight_cells(self) -> Cell | list[Cell]:
         rng = self.ctx.rng
@@ -73,16 +74,21 @@ class SETN(AlphaMethod):
             return [sample_urs_cell(rng) for _ in range(self.ctx.supernet.num_search_cells)]
         return sample_cell(rng)
 
+
+@register("setn")
+class SETN(WeightSamplingMixin, AlphaMethod):
+    display_name = "SETN"
+
+    @dataclass(frozen=True)
+    class Hparams(WeightSamplingHparams):
+        #: the script's SETN weight step does not clip; true applies the protocol's grad_clip
+        clip_weight_grads: bool = False
+
     def search_step(self, train_batch, valid_batch, epoch, step):
         ctx, net = self.ctx, self.ctx.supernet
         x, y = train_batch
         loss, acc = ce_and_acc(net.forward_cell(x, self.sample_weight_cells()), y)
-        if self.hparams.clip_weight_grads:
-            ctx.weight_step(loss)
-        else:
-            ctx.w_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            ctx.w_optimizer.step()
+        ctx.weight_step(loss, clip=self.hparams.clip_weight_grads)
         xv, yv = valid_batch
         arch_loss, arch_acc = ce_and_acc(net.forward_mixture(xv, torch.softmax(self.alpha, -1)), yv)
         self.a_optimizer.zero_grad(set_to_none=True)

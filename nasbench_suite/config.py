@@ -131,7 +131,12 @@ class Protocol:
     track_running_stats: bool = False
     select_batch_size: int = setting(512, ge=1, le=1_000_000)
     select_candidates: int = setting(100, ge=1, le=15_625)
-    split_seed: int = setting(0, ge=0, le=MAX_SEED)
+    split_seed: int = setting(0, ge=0, le=MAX_SEED)  # the seeded split of datasets without an official one (digits)
+    # Which weights the SGD step touches (nasbench_suite/sgd.py): "zero" = PyTorch 1.x zero_grad (the published
+    # runs), "none" = PyTorch >= 2.0 (xautodl run today).
+    sgd_semantics: str = setting("zero", choices=("zero", "none"))
+    select_augment: bool = False  # candidate selection on augmented images (NB201's ENAS script), else test transform
+    lastact_follows_flags: bool = False  # final BN takes affine/track_running_stats (NATS-Bench's model)
     steps_per_epoch: int | None = setting(None, ge=1, le=10_000_000)  # None = one pass over the weight split
     # Opt-in execution options for GPUs (docs/performance.md); the defaults are exact fp32 eager everywhere.
     amp: str = setting("off", choices=AMP_MODES)  # "bf16": autocast the supernet forward (changes numerics)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from .config import Protocol
 from .errors import ConfigError
+from .sgd import masked_sgd_step
 from .space import Cell
 from .supernet import Supernet
 
@@ -49,10 +50,10 @@ class SearchContext:
     """What the runner gives a method in :meth:`OneShotMethod.setup`.
 
     ``rng`` is the method's numpy generator for discrete sampling (checkpointed by the runner); torch's global RNG
-    (also checkpointed) serves tensor noise. ``selection_batches(epoch)`` yields validation batches for candidate
-    scoring from a stream seeded by (seed, epoch), so deriving a cell never perturbs the search itself.
-    ``extra["valid_stream"]`` (set by the runner) is the run's validation stream, the one ``search_step``'s
-    ``valid_batch`` comes from, for methods that need more validation batches (ENAS's controller phase).
+    (also checkpointed) serves tensor noise. ``selection_batches(epoch, augment=None, salt=0)`` yields validation
+    batches (``select_batch_size``, test transform unless the protocol's ``select_augment``) from a fresh stream
+    seeded by (seed, epoch, salt), so deriving a cell never perturbs the search itself; ``salt`` gives another
+    independent pass (ENAS's controller phase).
     """
 
     supernet: Supernet
@@ -67,24 +68,36 @@ class SearchContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def weight_step(
-        self, loss: torch.Tensor, also_clip: tuple[torch.Tensor, ...] = (), keep_also_clip_grads: bool = False
+        self,
+        loss: torch.Tensor,
+        also_clip: tuple[torch.Tensor, ...] = (),
+        keep_also_clip_grads: bool = False,
+        clip: bool = True,
     ) -> None:
         """Backward ``loss`` into the supernet weights, clip (protocol's grad_clip) and take one SGD step.
 
+        The SGD step is the reference's per-op one under the protocol's ``sgd_semantics`` (``zero``: PyTorch 1.x,
+        every (edge, op) that has had a gradient keeps getting weight decay and momentum; ``none``: PyTorch >= 2,
+        only those in this step's graph), exact per (edge, op) row of the fused parameters: see
+        :mod:`nasbench_suite.sgd`.
         ``also_clip``: tensors whose gradients enter the clipping norm too. The reference scripts clip
         ``network.parameters()``, which includes the arch parameters (their gradient from this backward is
         discarded by the arch optimiser's zero_grad, but it changes the weights' clip factor).
         ``keep_also_clip_grads``: do not clear those tensors' gradients first, so this backward accumulates onto
         them - what the reference does, since its ``w_optimizer.zero_grad()`` leaves the arch gradient of the
         previous arch step in place (the method must then checkpoint that gradient for an exact resume).
+        ``clip=False``: no clipping (SETN's NB201 script).
         """
+        semantics = self.protocol.sgd_semantics
+        self.supernet.begin_weight_step(semantics)
         self.w_optimizer.zero_grad(set_to_none=True)
         for t in also_clip if not keep_also_clip_grads else ():
             t.grad = None
         loss.backward()
-        if self.protocol.grad_clip > 0:  # 0 = no clipping (NATS-Bench's script)
+        if clip and self.protocol.grad_clip > 0:  # 0 = no clipping (NATS-Bench's script)
             nn.utils.clip_grad_norm_([*self.supernet.parameters(), *also_clip], self.protocol.grad_clip)
-        self.w_optimizer.step()
+        masks, skip = self.supernet.sgd_row_masks()
+        masked_sgd_step(self.w_optimizer, masks, skip)
 
     def arch_adam(self, params) -> torch.optim.Adam:
         """The protocol's arch optimiser (Adam, arch_lr, arch_betas, arch_weight_decay) over ``params``."""

@@ -30,14 +30,16 @@ from . import __version__
 from .benchmarks import Benchmark, open_benchmark
 from .config import RunSpec, resolve
 from .data import BatchStream, load_dataset, search_split
+from .data.splits import split_name
 from .errors import ConfigError, StoreError
 from .method import SearchContext, get_method, plain_state, rng_state, set_rng_state
 from .numerics import numerics, torch_dtype
 from .store import SCHEMA_VERSION, Store, _json_default, atomic_write_bytes, read_record
 from .supernet import Supernet, SupernetConfig
 
-# 2: plain data only, loaded with torch.load(weights_only=True); a version-1 file (numpy RNG state) is set aside
-CHECKPOINT_VERSION = 2
+# 2: plain data only, loaded with torch.load(weights_only=True); a version-1 file (numpy RNG state) is set aside.
+# 3: the supernet state holds which (edge, op) rows have a gradient (sgd_semantics); a version-2 file is set aside
+CHECKPOINT_VERSION = 3
 log = logging.getLogger(__name__)
 
 
@@ -199,15 +201,20 @@ class Run:
             seed_everything(spec.seed)
             self.dataset = load_dataset(p.dataset, options.data_root)
             split = search_split(self.dataset, p.split_seed)
-            stream = dict(device=self.device, batch_size=p.batch_size, dtype=torch_dtype(p.dtype))
+            # As the reference's loaders: every training image once per epoch with a smaller last batch (no
+            # drop_last; 391 steps at batch 64 on 25k images), and for each training image one validation image
+            # drawn with replacement (xautodl's SearchDataset), so the arch batch has the train batch's size (draw()).
+            stream = dict(device=self.device, batch_size=p.batch_size, dtype=torch_dtype(p.dtype), drop_last=False)
             self.train_stream = BatchStream.from_part(split.train, self.dataset, seed=spec.seed * 2 + 1, **stream)
             self.valid_stream = BatchStream.from_part(split.valid, self.dataset, seed=spec.seed * 2 + 2, **stream)
+            self.split_name = split_name(self.dataset.name, p.split_seed)
             self._valid_part = split.valid
             self.steps_per_epoch = p.steps_per_epoch or self.train_stream.steps_per_epoch
 
             self.supernet = Supernet(
-                SupernetConfig(p.C, p.N, self.dataset.num_classes, p.affine, p.track_running_stats)
-            ).to(self.device, torch_dtype(p.dtype))
+                SupernetConfig(p.C, p.N, self.dataset.num_classes, p.affine, p.track_running_stats,
+                               p.lastact_follows_flags)
+            ).to(self.device, torch_dtype(p.dtype))  # fmt: skip
             apply_protocol_fast_options(self.supernet, p)
             self.w_optimizer = torch.optim.SGD(
                 self.supernet.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay
@@ -223,9 +230,6 @@ class Run:
                 rng=np.random.default_rng(spec.seed),
                 w_optimizer=self.w_optimizer,
                 selection_batches=self.selection_batches,
-                # the run's own validation stream (checkpointed here), for methods that need more validation
-                # batches than the one per step (ENAS's controller phase at the end of each epoch)
-                extra={"valid_stream": self.valid_stream},
             )
             self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
@@ -238,13 +242,19 @@ class Run:
         p = self.protocol
         return numerics(p.dtype, p.onednn, p.deterministic)
 
-    def selection_batches(self, epoch: int):
-        """Validation batches for candidate scoring, from a stream seeded by (seed, epoch): deriving a cell never
-        consumes the search's own random numbers, so per-epoch derivation cannot change the search."""
+    def selection_batches(self, epoch: int, *, augment: bool | None = None, salt: int = 0):
+        """Validation batches for candidate scoring, from a stream seeded by (seed, epoch, salt): deriving a cell
+        never consumes the search's own random numbers, so per-epoch derivation cannot change the search.
+
+        Like the reference's ``valid_loader``: batches of ``select_batch_size`` over the validation part, a fresh
+        shuffle per pass with a smaller last batch, the test transform unless the protocol's ``select_augment``
+        (NB201's ENAS script) or ``augment`` says otherwise."""
         p = self.protocol
         bs = min(p.select_batch_size, len(self._valid_part))
+        seed = 10_000 * (self.spec.seed + 1) + epoch + 1_000_003 * salt
+        aug = p.select_augment if augment is None else augment
         return BatchStream.from_part(
-            self._valid_part, self.dataset, device=self.device, batch_size=bs, seed=10_000 * (self.spec.seed + 1) + epoch,
+            self._valid_part, self.dataset, device=self.device, batch_size=bs, seed=seed, augment=aug, drop_last=False,
             dtype=torch_dtype(p.dtype),
         )
 
@@ -326,7 +336,9 @@ class Run:
         self.method.begin_epoch(epoch)
         sums: dict[str, float] = {}
         for step in range(self.steps_per_epoch):
-            out = self.method.search_step(next(self.train_stream), next(self.valid_stream), epoch, step)
+            train_batch = next(self.train_stream)
+            valid_batch = self.valid_stream.draw(len(train_batch[1]))
+            out = self.method.search_step(train_batch, valid_batch, epoch, step)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             if self._progress:
@@ -404,7 +416,7 @@ class Run:
                 "python": platform.python_version(),
                 "host": platform.node(),
             },
-            "data": {"dataset": self.dataset.name, "data_root": str(self.options.data_root or "")},
+            "data": {"dataset": self.dataset.name, "data_root": str(self.options.data_root or ""), "split": self.split_name},
             "benchmark": {
                 "name": self.benchmark.name,
                 "provenance": self.benchmark.provenance,

@@ -54,6 +54,9 @@ class SupernetConfig:
     num_classes: int = 10
     affine: bool = False
     track_running_stats: bool = False
+    #: the final BN (``lastact``) takes the affine/track flags, as NATS-Bench's generic search model; False = an
+    #: affine BN with running statistics, as NB201's search models
+    lastact_follows_flags: bool = False
 
 
 class ReLUConvBN(nn.Module):
@@ -88,6 +91,11 @@ class NodeOps(nn.Module):
     Output channel block ``k`` (k-th outgoing edge) of ``conv3`` / ``conv1`` belongs to edge ``edges[k]``.
     BN statistics are laid out as ``[conv3 channels of all edges, conv1 channels of all edges]`` so that the
     mixture mode normalises everything in one call.
+
+    ``grad_units[u]`` (u = slot for conv3, k + slot for conv1) says whether the reference's parameters of that
+    (edge, op) would hold a gradient (``.grad`` not None) now: set when a backward passes through a forward that
+    computed the op, cleared by a ``none``-semantics weight step (see :mod:`nasbench_suite.sgd`). It is part of the
+    state dict (extra state), so checkpoints carry it.
     """
 
     def __init__(self, C: int, edges: Sequence[int], affine: bool, track_running_stats: bool):
@@ -107,7 +115,35 @@ class NodeOps(nn.Module):
             self.register_buffer("num_batches_tracked", torch.zeros(self.k * 2, dtype=torch.long))
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
+        self.grad_units = [False] * (2 * self.k)
         self.reset_parameters()
+
+    def get_extra_state(self) -> list[bool]:
+        return list(self.grad_units)
+
+    def set_extra_state(self, state) -> None:
+        units = [bool(u) for u in state]
+        if len(units) != 2 * self.k:
+            raise ValueError(f"grad_units of length {len(units)}, expected {2 * self.k}")
+        self.grad_units = units
+
+    def sgd_row_masks(self, masks: dict, skip: set) -> None:
+        """Add this node's parameters to :func:`nasbench_suite.sgd.masked_sgd_step`'s row masks / skip set."""
+        params = [p for p in (self.conv3, self.conv1, self.bias3, self.bias1, self.bn_weight, self.bn_bias) if p is not None]
+        units = self.grad_units
+        if all(units):
+            return
+        if not any(units):
+            skip.update(params)
+            return
+        u = torch.tensor(units, device=self.conv3.device)
+        k, C = self.k, self.C
+        conv3_rows, conv1_rows = u[:k].repeat_interleave(C), u[k:].repeat_interleave(C)
+        masks[self.conv3], masks[self.conv1] = conv3_rows, conv1_rows
+        if self.bias3 is not None:
+            masks[self.bias3], masks[self.bias1] = conv3_rows, conv1_rows
+        if self.affine:
+            masks[self.bn_weight] = masks[self.bn_bias] = u.repeat_interleave(C)
 
     def reset_parameters(self) -> None:
         # Same init as k separate nn.Conv2d modules (kaiming-uniform a=sqrt(5), fan_in-based bias).
@@ -340,7 +376,10 @@ class Supernet(nn.Module):
                 self.search_layers.append(len(layers))
                 layers.append(SearchCell(channels, c.affine, c.track_running_stats))
         self.layers = nn.ModuleList(layers)
-        self.lastact = nn.BatchNorm2d(channels)
+        if c.lastact_follows_flags:
+            self.lastact = nn.BatchNorm2d(channels, affine=c.affine, track_running_stats=c.track_running_stats)
+        else:
+            self.lastact = nn.BatchNorm2d(channels)
         self.classifier = nn.Linear(channels, c.num_classes)
 
     @property
@@ -394,9 +433,8 @@ class Supernet(nn.Module):
     def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Logits with every edge a ``weights``-weighted sum of all ops (weights: 6 x 5, e.g. softmax(alpha))."""
         compiled = self.__dict__.get("_compiled_mixture")
-        if compiled is not None:
-            return compiled(x, weights)
-        return self._forward_mixture(x, weights)
+        logits = compiled(x, weights) if compiled is not None else self._forward_mixture(x, weights)
+        return self._track(logits, None)
 
     def _forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         mix = _Mixture(weights)
@@ -406,19 +444,74 @@ class Supernet(nn.Module):
         """Logits with straight-through hard weights; only op ``index[e]`` computed on edge e."""
         idx = _as_index(index)
         hard = _Hard(hardwts, idx)
-        return self._run(x, lambda cell, h, k: cell.forward_hard(h, hard, idx))
+        return self._track(self._run(x, lambda cell, h, k: cell.forward_hard(h, hard, idx)), [idx])
 
     def forward_cell(self, x: torch.Tensor, cell: Cell | Sequence[Cell]) -> torch.Tensor:
         """Logits of one discrete cell everywhere, or of ``cell[k]`` in the k-th search layer."""
         if isinstance(cell, Cell):
             ops = tuple(cell.ops)
-            return self._run(x, lambda c, h, k: c.forward_hard(h, None, ops))
+            return self._track(self._run(x, lambda c, h, k: c.forward_hard(h, None, ops)), [ops])
         cells = list(cell)
         if len(cells) != self.num_search_cells:
             raise ValueError(f"need {self.num_search_cells} cells, got {len(cells)}")
-        return self._run(x, lambda c, h, k: c.forward_hard(h, None, tuple(cells[k].ops)))
+        per_layer = [tuple(c.ops) for c in cells]
+        return self._track(self._run(x, lambda c, h, k: c.forward_hard(h, None, per_layer[k])), per_layer)
+
+    # -- which (edge, op) parameters hold a gradient (the reference's per-op SGD; nasbench_suite.sgd) -------------
+    def _track(self, logits: torch.Tensor, ops: list[tuple[int, ...]] | None) -> torch.Tensor:
+        """Mark, when a backward passes through ``logits``, the ops this forward computed (``ops``: one op tuple
+        for every cell or one per search layer; None = every op, the mixture). A backward, not the forward,
+        marks them: only then does the reference's ``.grad`` of those ops stop being None."""
+        if logits.requires_grad:
+            units = None if ops is None else [_units_of(o) for o in ops]
+            logits.register_hook(lambda grad: self._mark_units(units))
+        return logits
+
+    def _mark_units(self, units) -> None:
+        for k, layer in enumerate(self.search_cells):
+            for j, node in enumerate(layer.nodes):
+                if units is None:
+                    node.grad_units = [True] * (2 * node.k)
+                else:
+                    for u in units[k if len(units) > 1 else 0][j]:
+                        node.grad_units[u] = True
+
+    @property
+    def search_cells(self) -> list["SearchCell"]:
+        return [self.layers[i] for i in self.search_layers]
+
+    def begin_weight_step(self, semantics: str) -> None:
+        """The reference's ``zero_grad()`` before a weight step: ``none`` sets every gradient to None (no (edge, op)
+        holds one until this step's backward); ``zero`` zero-fills them (whoever had one keeps one)."""
+        if semantics == "none":
+            for layer in self.search_cells:
+                for node in layer.nodes:
+                    node.grad_units = [False] * (2 * node.k)
+
+    def sgd_row_masks(self) -> tuple[dict[torch.Tensor, torch.Tensor], set[torch.Tensor]]:
+        """Row masks and skipped parameters for :func:`nasbench_suite.sgd.masked_sgd_step`."""
+        masks: dict[torch.Tensor, torch.Tensor] = {}
+        skip: set[torch.Tensor] = set()
+        for layer in self.search_cells:
+            for node in layer.nodes:
+                node.sgd_row_masks(masks, skip)
+        return masks, skip
 
     forward = forward_cell
+
+
+_UNITS: dict[tuple[int, ...], tuple[tuple[int, ...], ...]] = {}
+
+
+def _units_of(ops: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """Per source node, the grad units (:class:`NodeOps`) of the conv ops in ``ops``."""
+    got = _UNITS.get(ops)
+    if got is None:
+        got = _UNITS[ops] = tuple(
+            tuple(slot if ops[e] == CONV3 else len(edges) + slot for slot, e in enumerate(edges) if ops[e] in (CONV1, CONV3))
+            for edges in OUT_EDGES
+        )
+    return got
 
 
 def _as_index(index) -> tuple[int, ...]:
@@ -519,8 +612,12 @@ def load_reference_state_dict(net: Supernet, ref_state: dict[str, torch.Tensor])
                         new[dst] = torch.cat(a + b)
             if q + "num_batches_tracked" in own:
                 new[q + "num_batches_tracked"] = own[q + "num_batches_tracked"].clone()
+            new[q + "_extra_state"] = own[q + "_extra_state"]
     for s in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
-        take(f"lastact.{s}", f"lastact.0.{s}")
+        if f"lastact.{s}" in own:
+            take(f"lastact.{s}", f"lastact.0.{s}")
+        else:  # our lastact follows the cell BN flags (NATS-Bench's model) and has no such tensor
+            sd.pop(f"lastact.0.{s}", None)
     take("classifier.weight", "classifier.weight")
     take("classifier.bias", "classifier.bias")
     leftovers = [k for k in sd if not k.endswith("num_batches_tracked")]

@@ -1,15 +1,18 @@
-"""Each baseline's search step against the reference (xautodl networks + the NB201 scripts' step logic).
+"""Every baseline against the reference (xautodl networks + the NB201 scripts' step logic, tests/reference.py) over
+22 consecutive steps that cross two epoch boundaries (the LR and GDAS's tau change there; ENAS trains its
+controller there), under both SGD semantics (``zero``: PyTorch 1.x ``zero_grad``, ``none``: PyTorch >= 2.0).
 
-The reference step of each script (exps/NAS-Bench-201-algos/*.py in D-X-Y/AutoDL-Projects, which is not
-part of the xautodl package) is re-stated minimally here on the xautodl network, in current torch API; our method
-runs its own ``search_step`` on a :class:`Supernet` holding the same weights (``load_reference_state_dict``),
-the same arch parameters, the same batches and the same optimiser settings. A small clip (0.5) makes gradient
-clipping active, so the clip norm's ingredients are tested too.
+Both sides start from the same weights and arch parameters (``load_reference_state_dict``) and see the same
+batches, the same Gumbel noise / controller samples (torch's global RNG seeded per step) and the same sampled
+cells; after every step the losses, every supernet tensor (BN running statistics included), the arch parameters
+and ENAS's controller are compared at 1e-5. Both sides run in float64 with oneDNN off, so the comparison does not
+depend on the CPU's float32 kernels. A small clip (0.5) keeps gradient clipping active. The scripted cells of SETN
+and RSPS include cells whose node 1 or node 2 reaches the output only through ``none`` edges: the reference keeps
+those ops in its graph (``Zero``), which is what the per-(edge, op) SGD must reproduce. After the steps, SETN's,
+RSPS's and ENAS's candidate scores (and SETN's candidate list and all three's derived cells) are compared too.
 """
 
 from __future__ import annotations
-
-import copy
 
 import numpy as np
 import pytest
@@ -17,203 +20,230 @@ import torch
 import torch.nn.functional as F
 
 from nasbench_suite.config import Protocol
-from nasbench_suite.method import SearchContext
+from nasbench_suite.method import OneShotMethod, SearchContext, get_method
 from nasbench_suite.space import Cell
 from nasbench_suite.supernet import Supernet, SupernetConfig, load_reference_state_dict
 
-from .reference import xautodl_net
+from . import reference as R
 
 pytestmark = pytest.mark.reference
 
-
-# one intra-op thread for every test: set in tests/conftest.py
-
-C, N, CLIP = 8, 1, 0.5
+C, N, HW, BSZ, CLIP = 4, 1, 8, 6, 0.5
+STEPS_PER_EPOCH, STEPS, EPOCHS = 10, 22, 3
+TOL = dict(atol=1e-5, rtol=1e-5)
 LOSS_TOL = dict(abs=1e-5, rel=1e-5)
-GRAD_TOL = dict(atol=1e-5, rtol=1e-4)
-UNROLLED_TOL = dict(atol=1e-4, rtol=1e-4)
+DTYPE = torch.float64
+SEMANTICS = ("zero", "none")
+# cells whose node 1 (edges 2<-1, 3<-1 `none`) or node 2 (edge 3<-2 `none`) reaches the output only through `none`
+BEHIND_NONE = [
+    Cell.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"),
+    Cell.parse("|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|skip_connect~1|none~2|"),
+    Cell.parse("|nor_conv_1x1~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|"),
+]
 
 
-def _batches(seed=0, n=2, bsz=8):
+@pytest.fixture(autouse=True)
+def _exact_cpu_kernels():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")  # torch's, about Intel GPUs
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
+
+
+def _batch(g, bsz):
+    return (torch.randn(bsz, 3, HW, HW, generator=g, dtype=DTYPE), torch.randint(0, 10, (bsz,), generator=g))
+
+
+def _steps(seed=0):
+    """22 (train, valid) batch pairs; each epoch's last batch is smaller (no drop_last), the valid batch too."""
     g = torch.Generator().manual_seed(seed)
-    return [
-        ((torch.randn(bsz, 3, 16, 16, generator=g), torch.randint(0, 10, (bsz,), generator=g)),
-         (torch.randn(bsz, 3, 16, 16, generator=g), torch.randint(0, 10, (bsz,), generator=g)))
-        for _ in range(n)
-    ]  # fmt: skip
+    out = []
+    for i in range(STEPS):
+        bsz = BSZ - 2 if (i + 1) % STEPS_PER_EPOCH == 0 else BSZ
+        out.append((_batch(g, bsz), _batch(g, bsz)))
+    return out
 
 
-def _protocol(**kw) -> Protocol:
-    return Protocol(C=C, N=N, epochs=kw.pop("epochs", 10), grad_clip=kw.pop("grad_clip", CLIP), **kw)
+def _selection(seed, n=100):
+    g = torch.Generator().manual_seed(10_000 + seed)
+    return [_batch(g, BSZ) for _ in range(n)]
 
 
-def _sgd(params, p: Protocol):
-    return torch.optim.SGD(params, lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay)
+def _scripted_cells(seed=0):
+    rng = np.random.default_rng(seed)
+    cells = [Cell(tuple(int(o) for o in rng.integers(0, 5, 6))) for _ in range(STEPS)]
+    for i, c in zip((0, 3, 11), BEHIND_NONE):
+        cells[i] = c
+    return cells
 
 
-def _adam(params, p: Protocol):
-    return torch.optim.Adam(params, lr=p.arch_lr, betas=tuple(p.arch_betas), weight_decay=p.arch_weight_decay)
+class Pair:
+    """The reference network with its optimisers and our method on a copy of its weights, arch parameters and
+    controller, in float64."""
+
+    def __init__(self, kind, method, semantics, hparams=None, track=True, grad_clip=CLIP, seed=0, **proto):
+        self.semantics, self.set_to_none = semantics, semantics == "none"
+        self.p = p = Protocol(C=C, N=N, epochs=EPOCHS, grad_clip=grad_clip, sgd_semantics=semantics,
+                              track_running_stats=track, select_candidates=100, **proto)  # fmt: skip
+        torch.manual_seed(seed)
+        self.ref = R.xautodl_net(kind, C=C, N=N, track=track).to(DTYPE)
+        ours = Supernet(SupernetConfig(C=C, N=N, num_classes=10, track_running_stats=track)).to(DTYPE)
+        load_reference_state_dict(ours, self.ref.state_dict())
+        self.selection: dict[tuple[int, int], list] = {}
+        self.m = m = get_method(method)(hparams)
+        ctx = SearchContext(
+            supernet=ours, protocol=p, device=torch.device("cpu"), seed=seed, epochs=p.epochs,
+            steps_per_epoch=STEPS_PER_EPOCH, rng=np.random.default_rng(seed), w_optimizer=self._sgd(ours.parameters()),
+            selection_batches=lambda epoch, augment=None, salt=0: iter(self.selection[(epoch, salt)]),
+        )  # fmt: skip
+        m.setup(ctx)
+        weights = self.ref.get_weights() if hasattr(self.ref, "get_weights") else self.ref.parameters()
+        self.w_opt = self._sgd(weights)
+        self.a_opt = None
+        if isinstance(getattr(self.ref, "arch_parameters", None), torch.nn.Parameter):
+            m.alpha = torch.nn.Parameter(self.ref.arch_parameters.detach().clone())
+            m.a_optimizer = ctx.arch_adam([m.alpha])
+            self.a_opt = ctx.arch_adam([self.ref.arch_parameters])
+        if kind == "enas":
+            self.controller = self.ref.create_controller().to(DTYPE)
+            m.controller.load_state_dict(self.controller.state_dict())
+            m.controller.to(DTYPE)
+            h = m.hparams
+            adam = dict(lr=h.controller_lr, betas=tuple(h.controller_betas), eps=h.controller_eps)
+            m.c_optimizer = torch.optim.Adam(m.controller.parameters(), **adam)
+            self.c_opt = torch.optim.Adam(self.controller.parameters(), **adam)
+
+    def _sgd(self, params):
+        p = self.p
+        return torch.optim.SGD(params, lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay)
+
+    def set_lr(self, epoch):
+        for opt in (self.w_opt, self.m.ctx.w_optimizer):
+            for group in opt.param_groups:
+                group["lr"] = self.p.lr_at(epoch)
+
+    def assert_same(self, where=""):
+        """Every supernet tensor (through the name mapping), the arch parameters and the controller."""
+        ours = self.m.ctx.supernet
+        mapped = Supernet(ours.config).to(DTYPE)
+        load_reference_state_dict(mapped, self.ref.state_dict())
+        for (name, a), b in zip(ours.state_dict().items(), mapped.state_dict().values()):
+            if isinstance(a, torch.Tensor) and a.is_floating_point():
+                torch.testing.assert_close(a, b, **TOL, msg=lambda s: f"{where} {name}: {s}")
+        if self.a_opt is not None:
+            torch.testing.assert_close(self.m.alpha.detach(), self.ref.arch_parameters.detach(), **TOL)
+        if hasattr(self, "controller"):
+            for (name, a), b in zip(self.m.controller.state_dict().items(), self.controller.state_dict().values()):
+                torch.testing.assert_close(a, b, **TOL, msg=lambda s: f"{where} controller {name}: {s}")
 
 
-def _pair(kind: str, method_name: str, hparams=None, protocol: Protocol | None = None, seed=0, track=True):
-    """(reference net, its w/a optimisers, our method set up on a copy of its weights and alphas)."""
-    from nasbench_suite.method import get_method
-
-    p = protocol or _protocol()
-    torch.manual_seed(seed)
-    ref = xautodl_net(kind, C=C, N=N, track=track)
-    ours = Supernet(SupernetConfig(C=C, N=N, num_classes=10, track_running_stats=track))
-    load_reference_state_dict(ours, ref.state_dict())
-    cls = get_method(method_name)
-    method = cls(hparams)
-    ctx = SearchContext(
-        supernet=ours, protocol=p, device=torch.device("cpu"), seed=seed, epochs=p.epochs, steps_per_epoch=1,
-        rng=np.random.default_rng(seed), w_optimizer=_sgd(ours.parameters(), p),
-        selection_batches=lambda epoch: iter(()),
-    )  # fmt: skip
-    method.setup(ctx)
-    ref_opts = None
-    if hasattr(ref, "arch_parameters") and isinstance(getattr(ref, "arch_parameters"), torch.nn.Parameter):
-        with torch.no_grad():
-            method.alpha.copy_(ref.arch_parameters)
-        ref_opts = (_sgd(ref.get_weights(), p), _adam([ref.arch_parameters], p))
-    return ref, ref_opts, method
+def _run(pair: Pair, ref_step, our_step=None, end_epoch=None):
+    """22 steps over 3 epochs: per step the reference's and our losses and then all state must agree."""
+    m = pair.m
+    for i, batch in enumerate(_steps()):
+        epoch = i // STEPS_PER_EPOCH
+        if i % STEPS_PER_EPOCH == 0:
+            pair.set_lr(epoch)
+            m.begin_epoch(epoch)
+        torch.manual_seed(100 + i)
+        ref_losses = ref_step(i, epoch, batch)
+        torch.manual_seed(100 + i)
+        out = our_step(i, epoch, batch) if our_step else m.search_step(*batch, epoch, i % STEPS_PER_EPOCH)
+        assert out["train_loss"] == pytest.approx(ref_losses[0], **LOSS_TOL), f"step {i}"
+        if len(ref_losses) > 1:
+            assert out["valid_loss"] == pytest.approx(ref_losses[1], **LOSS_TOL), f"step {i}"
+        if (i + 1) % STEPS_PER_EPOCH == 0 and end_epoch is not None:
+            end_epoch(epoch)
+        pair.assert_same(f"step {i}:")
 
 
-def _logits(ref, x):
-    return ref(x)[1]
+def _assert_selection_matches(pair: Pair, epoch: int, n: int, set_cell, monkeypatch) -> list[Cell]:
+    """Our derive(epoch) scores its candidates as the reference scores them on the same selection batches (one
+    batch each, eval mode) and picks the reference's best; returns the candidates."""
+    pair.selection[(epoch, 0)] = _selection(epoch, n=n)
+    cell, candidates, scores = _capture_scores(pair, epoch, monkeypatch)
+    ref_scores = R.score_cells(pair.ref, candidates, pair.selection[(epoch, 0)], set_cell)
+    assert len(candidates) == n and scores == pytest.approx(ref_scores, abs=1e-4)
+    assert cell == candidates[int(np.argmax(ref_scores))]
+    return candidates
 
 
-def _assert_same_weights(ref, ours):
-    """Every reference tensor equals ours after the step (through the name mapping)."""
-    mapped = Supernet(ours.config)
-    load_reference_state_dict(mapped, ref.state_dict())
-    for (name, a), b in zip(ours.state_dict().items(), mapped.state_dict().values()):
-        if a.is_floating_point():
-            torch.testing.assert_close(a, b, **GRAD_TOL, msg=lambda m: f"{name}: {m}")
+def _capture_scores(pair: Pair, epoch: int, monkeypatch):
+    """Our derive(epoch) with its candidates and their scores captured."""
+    seen = {}
+    original = OneShotMethod.score_cells
+
+    def spy(self, cells, batches):
+        scores = original(self, cells, batches)
+        seen.update(cells=list(cells), scores=scores)
+        return scores
+
+    monkeypatch.setattr(OneShotMethod, "score_cells", spy)
+    cell = pair.m.derive(epoch)
+    monkeypatch.undo()
+    return cell, seen["cells"], seen["scores"]
 
 
-# --- DARTS-V1 ----------------------------------------------------------------------------------------------------
-def _assert_step_matches(out, loss, arch_loss, ref, m):
-    """Our step's losses, alpha gradient, alpha and weights equal the reference's after the same step."""
-    assert out["train_loss"] == pytest.approx(loss, **LOSS_TOL)
-    assert out["valid_loss"] == pytest.approx(arch_loss, **LOSS_TOL)
-    torch.testing.assert_close(m.alpha.grad, ref.arch_parameters.grad, **GRAD_TOL)
-    torch.testing.assert_close(m.alpha.detach(), ref.arch_parameters.detach(), **GRAD_TOL)
-    _assert_same_weights(ref, m.ctx.supernet)
+# --- DARTS-V1, GDAS: weight step then arch step ------------------------------------------------------------------
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_darts_v1_matches_reference_over_epochs(semantics):
+    pair = Pair("darts", "darts-v1", semantics)
+    _run(pair, lambda i, e, b: R.weight_then_arch_step(pair.ref, pair.w_opt, pair.a_opt, b, CLIP, pair.set_to_none))
 
 
-def _ref_weight_then_arch_step(ref, w_opt, a_opt, batch):
-    """The DARTS-V1 / GDAS scripts' step: a weight step (clip over all parameters), then an arch step."""
-    (x, y), (xv, yv) = batch
-    w_opt.zero_grad()
-    loss = F.cross_entropy(_logits(ref, x), y)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(ref.parameters(), CLIP)
-    w_opt.step()
-    a_opt.zero_grad()
-    arch_loss = F.cross_entropy(_logits(ref, xv), yv)
-    arch_loss.backward()
-    a_opt.step()
-    return loss.item(), arch_loss.item()
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_gdas_matches_reference_over_epochs(semantics):
+    """Tau goes 10 -> 5.05 -> 0.1 at the epoch boundaries on both sides; the noise is the same per step."""
+    pair = Pair("gdas", "gdas", semantics)
 
+    def ref_step(i, epoch, batch):
+        if i % STEPS_PER_EPOCH == 0:  # GDAS.py: tau_max - (tau_max - tau_min) * epoch / (total_epoch - 1)
+            pair.ref.set_tau(10 - 9.9 * epoch / (EPOCHS - 1))
+        return R.weight_then_arch_step(pair.ref, pair.w_opt, pair.a_opt, batch, CLIP, pair.set_to_none)
 
-def test_darts_v1_steps_match_reference():
-    """Three steps: from the second on, the last arch gradient enters the weight step's clip norm (as in the
-    reference), and momentum buffers are in use."""
-    ref, (w_opt, a_opt), m = _pair("darts", "darts-v1")
-    for i, batch in enumerate(_batches(n=3)):
-        loss, arch_loss = _ref_weight_then_arch_step(ref, w_opt, a_opt, batch)
-        out = m.search_step(*batch, 0, i)
-        _assert_step_matches(out, loss, arch_loss, ref, m)
+    _run(pair, ref_step)
+    assert pair.m.tau == pytest.approx(0.1)
+    assert pair.m.derive(EPOCHS - 1).arch_str == pair.ref.genotype().tostr()
 
 
 # --- DARTS-V2 ----------------------------------------------------------------------------------------------------
-def _cat(xs):
-    return torch.cat([x.reshape(-1) for x in xs])
+@pytest.mark.parametrize("semantics", [SEMANTICS[0], pytest.param(SEMANTICS[1], marks=pytest.mark.slow)])
+def test_darts_v2_matches_reference_over_epochs(semantics):
+    """The unrolled arch step first (momentum buffers in the virtual step from step 2 on), then the weight step.
+    DARTS computes every op in every step, so both semantics update every row; ``none`` only runs with the slow set."""
+    pair = Pair("darts", "darts-v2", semantics)
+    _run(pair, lambda i, e, b: R.darts_v2_step(pair.ref, pair.w_opt, pair.a_opt, b, CLIP, pair.set_to_none))
 
 
-def _ref_unrolled_grad(ref, w_opt, batch, r=1e-2):
-    """The DARTS-V2 script's backward_step_unrolled + _hessian_vector_product on the reference network."""
-    (x, y), (xv, yv) = batch
-    loss = F.cross_entropy(_logits(ref, x), y)
-    group = w_opt.param_groups[0]
-    lr, wd, momentum = group["lr"], group["weight_decay"], group["momentum"]
-    with torch.no_grad():
-        theta = _cat(ref.get_weights())
-        try:
-            moment = _cat(w_opt.state[v]["momentum_buffer"] for v in ref.get_weights()).mul_(momentum)
-        except KeyError:
-            moment = torch.zeros_like(theta)
-        dtheta = _cat(torch.autograd.grad(loss, ref.get_weights())) + wd * theta
-        params = theta.sub(moment + dtheta, alpha=lr)
-    unrolled = copy.deepcopy(ref)
-    model_dict = unrolled.state_dict()
-    offset = 0
-    for k, v in ref.named_parameters():
-        if "arch_parameters" in k:
-            continue
-        model_dict[k] = params[offset : offset + v.numel()].view(v.size())
-        offset += v.numel()
-    unrolled.load_state_dict(model_dict)
-    unrolled.zero_grad()
-    unrolled_loss = F.cross_entropy(_logits(unrolled, xv), yv)
-    unrolled_loss.backward()
-    dalpha = unrolled.arch_parameters.grad
-    vector = [v.grad.data for v in unrolled.get_weights()]
-    R = (r / _cat(vector).norm()).item()
-    for p, v in zip(ref.get_weights(), vector):
-        p.data.add_(v, alpha=R)
-    grads_p = torch.autograd.grad(F.cross_entropy(_logits(ref, x), y), [ref.arch_parameters])
-    for p, v in zip(ref.get_weights(), vector):
-        p.data.sub_(v, alpha=2 * R)
-    grads_n = torch.autograd.grad(F.cross_entropy(_logits(ref, x), y), [ref.arch_parameters])
-    for p, v in zip(ref.get_weights(), vector):
-        p.data.add_(v, alpha=R)
-    implicit = (grads_p[0] - grads_n[0]).div_(2 * R)
-    return dalpha.data.sub(implicit, alpha=lr), unrolled_loss.item()
+def test_darts_v2_nats_order_matches_search_cell():
+    """NATS-Bench's search-cell.py: network.zero_grad(), the weight step without clipping, network.zero_grad(),
+    then the unrolled arch step (which sees the updated weights); BN without running statistics."""
+    hp = get_method("darts-v2").Hparams(weight_step_first=True)
+    pair = Pair("darts", "darts-v2", "zero", hparams=hp, track=False, grad_clip=0.0)
+    ref, w_opt, a_opt = pair.ref, pair.w_opt, pair.a_opt
 
+    def ref_step(i, epoch, batch):
+        (x, y), _ = batch
+        ref.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(R.logits(ref, x), y)
+        loss.backward()
+        w_opt.step()
+        ref.zero_grad(set_to_none=False)
+        grad, arch_loss = R.unrolled_grad(ref, w_opt, batch)
+        ref.arch_parameters.grad = grad.clone()
+        a_opt.step()
+        return loss.item(), arch_loss
 
-def _ref_darts_v2_step(ref, w_opt, a_opt, batch):
-    (x, y), _ = batch
-    a_opt.zero_grad()
-    grad, arch_loss = _ref_unrolled_grad(ref, w_opt, batch)
-    ref.arch_parameters.grad = grad.clone()
-    a_opt.step()
-    w_opt.zero_grad()  # leaves alpha's unrolled gradient in place: the backward below adds to it
-    loss = F.cross_entropy(_logits(ref, x), y)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(ref.parameters(), CLIP)
-    w_opt.step()
-    return loss.item(), arch_loss, grad
-
-
-def test_darts_v2_two_steps_match_reference():
-    """Two steps: the second has momentum buffers in the virtual step and a stale arch gradient in the clip."""
-    ref, (w_opt, a_opt), m = _pair("darts", "darts-v2")
-    for batch in _batches(n=2):
-        loss, arch_loss, ref_grad = _ref_darts_v2_step(ref, w_opt, a_opt, batch)
-        snapshot = {}
-        orig = m.a_optimizer.step
-
-        def spy():  # the unrolled gradient as handed to Adam
-            snapshot["grad"] = m.alpha.grad.clone()
-            orig()
-
-        m.a_optimizer.step = spy
-        out = m.search_step(*batch, 0, 0)
-        m.a_optimizer.step = orig
-        assert out["train_loss"] == pytest.approx(loss, **LOSS_TOL)
-        assert out["valid_loss"] == pytest.approx(arch_loss, **LOSS_TOL)
-        torch.testing.assert_close(snapshot["grad"], ref_grad, **UNROLLED_TOL)
-        torch.testing.assert_close(m.alpha.detach(), ref.arch_parameters.detach(), **UNROLLED_TOL)
-        _assert_same_weights(ref, m.ctx.supernet)
+    _run(pair, ref_step)
 
 
 def test_darts_v2_unrolled_gradient_is_second_order():
     """The implicit (Hessian) term is present: the unrolled gradient differs from the first-order one."""
-    ref, (w_opt, _), m = _pair("darts", "darts-v2")
-    (batch,) = _batches(n=1)
+    pair = Pair("darts", "darts-v2", "zero")
+    m = pair.m
+    batch = _steps()[0]
     grad, _, _ = m.unrolled_arch_grad(*batch)
     (xv, yv) = batch[1]
     first = torch.autograd.grad(
@@ -222,74 +252,101 @@ def test_darts_v2_unrolled_gradient_is_second_order():
     assert not torch.allclose(grad, first, atol=1e-7, rtol=1e-3)
 
 
-# --- GDAS --------------------------------------------------------------------------------------------------------
-# the GDAS script's step has the same shape as DARTS-V1's (weight step, then arch step)
-_ref_gdas_step = _ref_weight_then_arch_step
+# --- SETN, RSPS: scripted cells, then candidate selection ---------------------------------------------------------
+def _scripted_pair(kind: str, method: str, semantics: str, seed: int) -> tuple[Pair, list[Cell]]:
+    """A pair whose method trains the scripted cells (the reference trains the same ones)."""
+    pair = Pair(kind, method, semantics)
+    cells = _scripted_cells(seed)
+    it = iter(cells)
+    pair.m.sample_weight_cells = lambda: next(it)
+    return pair, cells
 
 
-@pytest.mark.parametrize("tau", [10.0, 0.5])
-def test_gdas_two_steps_match_reference(tau):
-    ref, (w_opt, a_opt), m = _pair("gdas", "gdas")
-    ref.set_tau(tau)
-    m.tau = tau
-    for i, batch in enumerate(_batches(n=2)):
-        torch.manual_seed(100 + i)  # the same Gumbel noise for both
-        loss, arch_loss = _ref_gdas_step(ref, w_opt, a_opt, batch)
-        torch.manual_seed(100 + i)
-        out = m.search_step(*batch, 0, i)
-        _assert_step_matches(out, loss, arch_loss, ref, m)
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_setn_matches_reference_over_epochs_and_selects_the_same_cell(semantics, monkeypatch):
+    pair, cells = _scripted_pair("setn", "setn", semantics, 1)
+    _run(pair, lambda i, e, b: R.setn_step(pair.ref, pair.w_opt, pair.a_opt, b, cells[i], pair.set_to_none))
+
+    candidates = _assert_selection_matches(
+        pair, EPOCHS - 1, 100, lambda c: pair.ref.set_cal_mode("dynamic", R.structure(c)), monkeypatch
+    )
+    assert [c.arch_str for c in candidates] == [s.tostr() for s in pair.ref.return_topK(100)]
 
 
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_rsps_matches_reference_over_epochs_and_selects_the_same_cell(semantics, monkeypatch):
+    pair, cells = _scripted_pair("random", "rsps", semantics, 2)
+    _run(pair, lambda i, e, b: (R.random_nas_step(pair.ref, pair.w_opt, b, cells[i], CLIP, pair.set_to_none),))
+
+    _assert_selection_matches(pair, EPOCHS - 1, 100, lambda c: setattr(pair.ref, "arch_cache", R.structure(c)),
+                              monkeypatch)  # fmt: skip
+
+
+# --- ENAS: shared steps, controller phase at each epoch's end, selection ------------------------------------------
+@pytest.mark.parametrize("semantics", SEMANTICS)
+def test_enas_matches_reference_over_epochs(semantics, monkeypatch):
+    hp = get_method("enas").Hparams(controller_steps=2, controller_aggregate=2, epoch_samples=20)
+    pair = Pair("enas", "enas", semantics, hparams=hp)
+    baseline = {"ref": None}
+
+    def end_epoch(epoch):
+        batches = _selection(100 + epoch, n=4)
+        pair.selection[(epoch, 1)] = batches
+        torch.manual_seed(7 + epoch)
+        baseline["ref"] = R.enas_train_controller(pair.ref, pair.controller, pair.c_opt, batches, baseline["ref"],
+                                                  2, 2, pair.set_to_none)  # fmt: skip
+        torch.manual_seed(7 + epoch)
+        pair.m.end_epoch(epoch)
+        assert pair.m.baseline == pytest.approx(baseline["ref"], abs=1e-6)
+
+    def ref_step(i, epoch, batch):
+        return (R.enas_shared_step(pair.ref, pair.controller, pair.w_opt, batch, CLIP, pair.set_to_none),)
+
+    _run(pair, ref_step, end_epoch=end_epoch)
+    assert pair.m.baseline is not None
+
+    # not the last epoch: epoch_samples (20) candidates
+    _assert_selection_matches(pair, 1, 20, lambda c: pair.ref.update_arch(list(c.ops)), monkeypatch)
+
+
+def test_enas_nats_carries_the_mean_baseline():
+    """NATS-Bench's search-cell.py carries BaselineMeter.avg (the epoch's mean b) to the next epoch."""
+    hp = get_method("enas").Hparams(controller_steps=2, controller_aggregate=2, carry_baseline="mean")
+    pair = Pair("enas", "enas", "zero", hparams=hp)
+    for epoch, prev in ((0, None), (1, "carried")):
+        batches = _selection(200 + epoch, n=4)
+        pair.selection[(epoch, 1)] = batches
+        torch.manual_seed(3 + epoch)
+        ref_b = R.enas_train_controller(pair.ref, pair.controller, pair.c_opt, batches,
+                                        None if prev is None else ref_b, 2, 2, False, carry="mean")  # fmt: skip
+        torch.manual_seed(3 + epoch)
+        pair.m.end_epoch(epoch)
+        assert pair.m.baseline == pytest.approx(ref_b, abs=1e-6)
+        pair.assert_same(f"epoch {epoch}:")
+
+
+# --- pieces shared with the reference ----------------------------------------------------------------------------
 def test_gdas_tau_schedule_matches_script():
-    _, _, m = _pair("gdas", "gdas", protocol=_protocol(epochs=250))
+    pair = Pair("gdas", "gdas", "zero")
+    pair.m.ctx.epochs = 250
     taus = []
     for epoch in (0, 1, 249):
-        m.begin_epoch(epoch)
-        taus.append(m.tau)
+        pair.m.begin_epoch(epoch)
+        taus.append(pair.m.tau)
     assert taus == pytest.approx([10.0, 10 - 9.9 / 249, 0.1])
-
-
-# --- SETN --------------------------------------------------------------------------------------------------------
-def test_setn_step_matches_reference():
-    from xautodl.models.cell_searchs.genotypes import Structure
-
-    ref, (w_opt, a_opt), m = _pair("setn", "setn")
-    cell = Cell.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|")
-    m.sample_weight_cells = lambda: cell
-    (batch,) = _batches(n=1)
-    (x, y), (xv, yv) = batch
-    # the SETN script's step: weight step on a "dynamic" cell without clipping, arch step in "joint" mode
-    ref.set_cal_mode("dynamic", Structure.str2structure(cell.arch_str))
-    ref.zero_grad()
-    loss = F.cross_entropy(_logits(ref, x), y)
-    loss.backward()
-    w_opt.step()
-    ref.set_cal_mode("joint")
-    ref.zero_grad()
-    arch_loss = F.cross_entropy(_logits(ref, xv), yv)
-    arch_loss.backward()
-    a_opt.step()
-
-    out = m.search_step(*batch, 0, 0)
-    assert out["train_loss"] == pytest.approx(loss.item(), **LOSS_TOL)
-    assert out["valid_loss"] == pytest.approx(arch_loss.item(), **LOSS_TOL)
-    torch.testing.assert_close(m.alpha.grad, ref.arch_parameters.grad, **GRAD_TOL)
-    torch.testing.assert_close(m.alpha.detach(), ref.arch_parameters.detach(), **GRAD_TOL)
-    _assert_same_weights(ref, m.ctx.supernet)
 
 
 def test_setn_candidates_match_return_topk():
     from baselines.setn import top_cells_by_log_prob
 
-    ref, _, m = _pair("setn", "setn")
+    pair = Pair("setn", "setn", "zero")
     with torch.no_grad():
-        ref.arch_parameters.copy_(torch.randn(6, 5))
-        m.alpha.copy_(ref.arch_parameters)
-    expected = [s.tostr() for s in ref.return_topK(25)]
-    assert [c.arch_str for c in top_cells_by_log_prob(m.alpha, 25)] == expected
+        pair.ref.arch_parameters.copy_(torch.randn(6, 5, dtype=DTYPE))
+        pair.m.alpha.copy_(pair.ref.arch_parameters)
+    expected = [s.tostr() for s in pair.ref.return_topK(25)]
+    assert [c.arch_str for c in top_cells_by_log_prob(pair.m.alpha, 25)] == expected
 
 
-# --- ENAS --------------------------------------------------------------------------------------------------------
 def _controllers(seed=0):
     from xautodl.models.cell_searchs.search_model_enas_utils import Controller as RefController
 
@@ -303,6 +360,7 @@ def _controllers(seed=0):
 
 
 def test_enas_controller_initialisation_matches_reference():
+    R.xautodl_net("enas", C=C, N=N)  # skips without xautodl
     ref, ours = _controllers()
     assert list(ref.state_dict()) == list(ours.state_dict())
     for a, b in zip(ref.state_dict().values(), ours.state_dict().values()):
@@ -310,6 +368,7 @@ def test_enas_controller_initialisation_matches_reference():
 
 
 def test_enas_controller_samples_log_probs_entropy_match_reference():
+    R.xautodl_net("enas", C=C, N=N)
     ref, ours = _controllers()
     with torch.no_grad():  # different weights than the init, copied into ours
         for p in ref.parameters():
@@ -329,65 +388,4 @@ def test_enas_controller_samples_log_probs_entropy_match_reference():
         g_r = torch.autograd.grad(lp_r - 0.3 * ent_r, list(ref.parameters()))
         g_o = torch.autograd.grad(lp_f - 0.3 * ent_f, list(ours.parameters()))
         for a, b in zip(g_o, g_r):
-            torch.testing.assert_close(a, b, **GRAD_TOL)
-
-
-@pytest.mark.parametrize("baseline", [None, 0.3])
-def test_enas_controller_update_matches_train_controller(baseline):
-    """Two aggregated samples and one controller step, as the ENAS script's train_controller."""
-    from nasbench_suite.method import get_method
-
-    hp = get_method("enas").Hparams(controller_steps=1, controller_aggregate=2)
-    ref_net, _, m = _pair("enas", "enas", hparams=hp)
-    ref_ctl = ref_net.create_controller()
-    m.controller.load_state_dict(ref_ctl.state_dict())
-    m.c_optimizer = torch.optim.Adam(m.controller.parameters(), lr=1e-3, betas=(0.0, 0.999), eps=1e-3)
-    ref_opt = torch.optim.Adam(ref_ctl.parameters(), lr=1e-3, betas=(0.0, 0.999), eps=1e-3)
-    m.baseline = baseline
-    batches = [b[1] for b in _batches(n=2)]
-    m.ctx.extra["valid_stream"] = iter(batches)
-
-    torch.manual_seed(7)
-    ref_net.eval()
-    ref_ctl.zero_grad()
-    last = None
-    for x, y in batches:
-        log_prob, entropy, arch = ref_ctl()
-        with torch.no_grad():
-            ref_net.update_arch(arch)
-            acc = (_logits(ref_net, x).argmax(1) == y).float().sum().mul_(100.0 / len(y)) / 100
-        reward = acc + 1e-4 * entropy
-        b = acc if baseline is None else baseline - (1 - 0.99) * (baseline - reward)
-        (-1 * log_prob * (reward - b) / 2).backward(retain_graph=True)
-        last = b.item()
-    torch.nn.utils.clip_grad_norm_(ref_ctl.parameters(), 5.0)
-    ref_opt.step()
-
-    torch.manual_seed(7)
-    m.end_epoch(0)
-    assert m.baseline == pytest.approx(last, abs=1e-7)
-    for (name, a), b in zip(m.controller.state_dict().items(), ref_ctl.state_dict().values()):
-        torch.testing.assert_close(a, b, **GRAD_TOL, msg=lambda s: f"{name}: {s}")
-
-
-def test_enas_shared_step_matches_reference():
-    ref_net, _, m = _pair("enas", "enas")
-    ref_ctl = ref_net.create_controller()
-    m.controller.load_state_dict(ref_ctl.state_dict())
-    p = m.ctx.protocol
-    w_opt = _sgd(ref_net.parameters(), p)
-    (batch,) = _batches(n=1)
-    x, y = batch[0]
-    torch.manual_seed(3)
-    with torch.no_grad():
-        _, _, arch = ref_ctl()
-    ref_net.update_arch(arch)
-    w_opt.zero_grad()
-    loss = F.cross_entropy(_logits(ref_net, x), y)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(ref_net.parameters(), CLIP)
-    w_opt.step()
-    torch.manual_seed(3)
-    out = m.search_step(*batch, 0, 0)
-    assert out["train_loss"] == pytest.approx(loss.item(), **LOSS_TOL)
-    _assert_same_weights(ref_net, m.ctx.supernet)
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

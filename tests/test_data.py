@@ -460,3 +460,119 @@ def test_cuda_batches_equal_cpu_batches():
     for (xc, yc), (xg, yg) in zip(cpu, gpu):
         assert xg.device.type == "cuda"
         assert torch.allclose(xc, xg.cpu(), atol=1e-6) and torch.equal(yc, yg.cpu())
+
+
+# -- official NB201 splits (issue 11, item 3) -----------------------------------------------------------------------
+SHARED_SPLITS = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "nb201-splits"
+
+
+def test_shipped_splits_equal_the_official_files():
+    """The package's bitmaps are the official JSON files, bit for bit (when the originals are at hand)."""
+    from importlib import resources
+
+    from nasbench_suite.data.splits import SPLITS_FILE, convert_official_splits
+
+    if not SHARED_SPLITS.is_dir():
+        pytest.skip("../shared/reference/nb201-splits/ not present")
+    expected = convert_official_splits(SHARED_SPLITS)
+    with resources.files("nasbench_suite.data").joinpath(SPLITS_FILE).open("rb") as f:
+        shipped = dict(np.load(f))
+    assert sorted(shipped) == sorted(expected)
+    for key, value in expected.items():
+        assert np.array_equal(shipped[key], value), key
+
+
+@pytest.mark.parametrize(("name", "n_train", "n_test", "first", "sizes"), [
+    ("cifar10", 50_000, 10, [0, 5, 7, 11, 13], (25_000, 25_000, 10)),
+    ("cifar100", 20, 10_000, [1, 3, 4, 5, 8], (20, 5_000, 5_000)),
+    ("ImageNet16-120", 20, 6_000, [1, 2, 3, 6, 7], (20, 3_000, 3_000)),
+])  # fmt: skip
+def test_search_uses_the_official_split(name, n_train, n_test, first, sizes):
+    """CIFAR-10: the official train/valid halves; CIFAR-100, ImageNet16-120: all training images for the weights,
+    the official x-valid for the arch step, x-test held out. The first indices are the files' own."""
+    from nasbench_suite.data.splits import split_name
+
+    ds = _tiny_dataset(name, n_train, n_test)
+    split = search_split(ds, 0)
+    assert tuple(len(p) for p in split) == sizes
+    marked = split.train if name == "cifar10" else split.valid
+    assert marked.indices[:5].tolist() == first
+    for a, b in ((search_split(ds, 7).train, split.train), (search_split(ds, 7).valid, split.valid)):
+        assert np.array_equal(a.indices, b.indices)  # split_seed only seeds datasets without an official split
+    assert "official" in split_name(name) and split_name("digits", 3) == "seeded halves (split_seed=3)"
+
+
+def test_official_split_needs_the_complete_dataset():
+    with pytest.raises(DataError, match="official cifar10 split covers 50000"):
+        search_split(_tiny_dataset("cifar10", 1_000, 10), 0)
+
+
+# -- epoch length and arch batches as the reference (item 4) --------------------------------------------------------
+def test_epoch_is_every_image_once_with_a_smaller_last_batch():
+    """No drop_last: 25,000 images at batch 64 are 391 steps, the last of 40 (ENAS: 196 at batch 128)."""
+    images, labels = np.zeros((25_000, 1, 1, 3), np.uint8), np.arange(25_000)
+    for bsz, steps, last in ((64, 391, 40), (128, 196, 40)):
+        s = _stream(images, labels, batch_size=bsz, pad=0, augment=False, drop_last=False)
+        sizes = [len(next(s)[1]) for _ in range(steps)]
+        assert s.steps_per_epoch == steps and sizes[-1] == last and sum(sizes) == 25_000
+        assert s.epoch == 0 and len(next(s)[1]) == bsz and s.epoch == 1
+
+
+def test_draw_is_with_replacement_and_resumes_exactly():
+    """The arch batch: each image drawn uniformly with replacement (xautodl's SearchDataset), any size."""
+    images, labels = _stream_data(n=10)
+    s = _stream(images, labels, batch_size=4, seed=3)
+    ys = torch.cat([s.draw(7)[1] for _ in range(20)])
+    assert len(ys) == 140 and set(ys.tolist()) == set(range(10))
+    assert any(len(set(s.draw(7)[1].tolist())) < 7 for _ in range(20))  # repeats within a batch happen
+    state = s.state_dict()
+    a = [s.draw(5) for _ in range(3)]
+    s.load_state_dict(state)
+    b = [s.draw(5) for _ in range(3)]
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_run_epochs_and_arch_batches_follow_the_reference(tmp_path, monkeypatch):
+    """A run's epoch is every weight image once (digits: 718 images at 64 = 12 steps, the last of 14), and each
+    arch batch has its train batch's size; the record says which split the run used."""
+    from nasbench_suite.config import RunSpec
+    from nasbench_suite.runner import Run, RunOptions
+
+    run = Run(RunSpec("rsps", 0, "quick", (("epochs", "1"), ("C", "4"))), RunOptions(results=tmp_path))
+    sizes = []
+    original = run.method.search_step
+
+    def spy(train_batch, valid_batch, epoch, step):
+        sizes.append((len(train_batch[1]), len(valid_batch[1])))
+        return original(train_batch, valid_batch, epoch, step)
+
+    monkeypatch.setattr(run.method, "search_step", spy)
+    record = run.execute()
+    assert run.steps_per_epoch == 12 and len(sizes) == 12
+    assert sizes[-1] == (14, 14) and all(t == v for t, v in sizes) and sizes[0] == (64, 64)
+    assert record["data"]["split"] == "seeded halves (split_seed=0)"
+
+
+# -- candidate selection on un-augmented images (item 2) ------------------------------------------------------------
+@pytest.mark.parametrize(("preset", "method", "augmented"), [
+    ("nb201", "setn", False), ("nb201", "rsps", False), ("nb201", "enas", True), ("nats", "enas", False),
+    ("nats", "rsps", False), ("quick", "setn", False), ("quick", "enas", True),
+])  # fmt: skip
+def test_selection_batches_use_the_reference_transform(preset, method, augmented, tmp_path):
+    """SETN, RSPS and everything under the NATS script score candidates with the test transform; NB201's ENAS
+    script gives its valid_loader the train transform (its controller rewards and selection are augmented)."""
+    from nasbench_suite.config import RunSpec
+    from nasbench_suite.runner import Run, RunOptions
+
+    spec = RunSpec(method, 0, preset, (("C", "4"), ("N", "1"), ("select_batch_size", "16")), dataset="digits")
+    run = Run(spec, RunOptions(results=tmp_path))
+    x, y = next(run.selection_batches(0))
+    part = run._valid_part
+    plain = BatchStream.from_part(part, run.dataset, batch_size=len(part), augment=False, shuffle=False)
+    xs, _ = next(plain)
+    # each selection image is some validation image: with the test transform it equals one of them exactly
+    flat = xs.flatten(1)
+    exact = [(flat == xi.flatten()).all(1).any().item() for xi in x]
+    assert all(exact) == (not augmented)
+    assert run.protocol.select_augment == augmented

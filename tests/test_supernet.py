@@ -101,3 +101,40 @@ def test_per_layer_cells_and_errors():
     assert not torch.allclose(net.forward_cell(x, [cells[0], cells[2], cells[2]]), out)
     with pytest.raises(ValueError):
         net.forward_cell(x, cells[:2])
+
+
+def test_grad_units_mark_computed_ops_on_backward_only():
+    """A forward marks nothing; the backward through it marks exactly the conv ops it computed, those behind
+    `none` edges included (the reference keeps them in its graph); a `none` weight step clears the marks, a
+    `zero` one keeps them; the marks survive a state-dict round trip (checkpoints)."""
+    net = Supernet(SupernetConfig(C=4, N=1))
+    cell = Cell.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|")
+    logits = net.forward_cell(torch.randn(2, 3, 8, 8), cell)
+    units = lambda: [n.grad_units for layer in net.search_cells for n in layer.nodes]  # noqa: E731
+    assert not any(any(u) for u in units())
+    logits.sum().backward()
+    # node 0 feeds edges 1<-0 (conv3, slot 0), 2<-0 (conv1, slot 1), 3<-0; node 2 feeds 3<-2 (conv3, slot 0)
+    assert units() == [[True, False, False, False, True, False], [False] * 4, [True, False]] * 3
+    masks, skip = net.sgd_row_masks()
+    node0 = net.search_cells[0].nodes[0]
+    assert masks[node0.conv3].tolist() == [True] * 4 + [False] * 8 and node0.conv1 in masks
+    assert net.search_cells[0].nodes[1].conv3 in skip
+    state = net.state_dict()
+    net.begin_weight_step("zero")
+    assert any(any(u) for u in units())
+    net.begin_weight_step("none")
+    assert not any(any(u) for u in units())
+    net.load_state_dict(state)
+    assert units()[0] == [True, False, False, False, True, False]
+    with torch.no_grad():
+        net.forward_mixture(torch.randn(2, 3, 8, 8), torch.full((6, 5), 0.2))
+    assert units()[1] == [False] * 4  # no graph, no gradient
+
+
+def test_lastact_follows_the_cell_bn_flags_when_asked():
+    """NATS-Bench's generic search model: lastact = BatchNorm2d(affine, track_running_stats); NB201's: default BN."""
+    nats = Supernet(SupernetConfig(C=4, N=1, lastact_follows_flags=True))
+    assert not nats.lastact.affine and not nats.lastact.track_running_stats
+    assert "lastact.weight" not in nats.state_dict() and "lastact.running_mean" not in nats.state_dict()
+    nb201 = Supernet(SupernetConfig(C=4, N=1))
+    assert nb201.lastact.affine and nb201.lastact.track_running_stats

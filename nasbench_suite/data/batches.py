@@ -127,6 +127,19 @@ class BatchStream:
             self._epoch += 1
         idx = self._perm[self._pos : self._pos + b]
         self._pos += len(idx)
+        return self._batch(idx)
+
+    def draw(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of ``size`` images drawn uniformly WITH replacement, independently of the epoch order.
+
+        This is how the reference pairs a validation image with each training image (xautodl's ``SearchDataset``:
+        ``random.choice(valid_split)`` per sample), so the arch step's batch has the train batch's size, a smaller
+        one at the end of an epoch included. Uses (and advances) the stream's generator, so it resumes exactly.
+        """
+        idx = torch.randint(0, self.num_samples, (int(size),), generator=self._gen)
+        return self._batch(idx)
+
+    def _batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         idx_dev = idx.to(self.device)
         x = self._images.index_select(0, idx_dev)
         if self.augment:
