@@ -299,6 +299,9 @@ class Run:
                 "provenance": self.benchmark.provenance,
                 "fingerprint": self.benchmark.fingerprint(),
                 "path": str(self.options.benchmark or ""),
+                # what the benchmark holds, so a report keeps its columns when a found cell is not in it
+                "datasets": list(self.benchmark.datasets),
+                "metrics": list(self.benchmark.metrics),
             },
             "method_info": self.method.run_info(),
             "final": {

@@ -243,7 +243,7 @@ def test_csv_and_json_formats(results: Path, tmp_path: Path):
     (grp,) = data["groups"]
     assert grp["protocol"] == "nb201" and grp["benchmark_fingerprint"] == FP
     rsps = next(r for r in grp["rows"] if r["label"] == "RSPS")
-    assert rsps["values"]["cifar10_test"] == {"mean": 90.0, "std": None}
+    assert rsps["values"]["cifar10_test"]["mean"] == 90.0 and rsps["values"]["cifar10_test"]["std"] is None
     assert grp["provenance"]["code_version"] == ["abc123def456"]
 
 
@@ -474,3 +474,36 @@ def test_regress_reports_a_method_that_cannot_run(baseline: Path, monkeypatch):
     assert not rep.ok and rep.errors == {"rsps": "weights for rsps not found: train them first"}
     assert rep.checked == ["darts-v1"] and not rep.diffs
     assert "FAIL rsps: could not run: weights for rsps not found" in rep.format()
+
+
+# --- a partial benchmark (issue 18 item 1) ------------------------------------------------------------------------
+def test_partial_benchmark_keeps_every_column(nats_fixture_dir: Path, tmp_path: Path):
+    """A real run looked up in the 3-cell NATS fixture finds a cell outside it: the report keeps every column of
+    the benchmark (its 3 datasets x valid/test), with the optimum's and the published rows' numbers."""
+    from click.testing import CliRunner
+
+    from nasbench_suite.benchmarks import open_benchmark
+    from nasbench_suite.cli import cli
+
+    root = tmp_path / "results"
+    sets = ["--set", "epochs=1", "--set", "steps_per_epoch=2", "--set", "select_candidates=2"]
+    res = CliRunner().invoke(cli, ["run", "--methods", "rsps", "--benchmark", str(nats_fixture_dir), "--results",
+                                   str(root), "--quiet", *sets])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    bench = open_benchmark(nats_fixture_dir)
+    rep = build_report(root, benchmark=bench)
+    (table,) = rep.tables
+    expected = [f"{ds}_{m}" for ds in ("cifar10", "cifar100", "ImageNet16-120") for m in ("valid", "test")]
+    assert table.columns == expected
+    md = render_report(root, "md", benchmark=bench)
+    head = next(line for line in md.splitlines() if line.startswith("| Method | n"))
+    assert head.count("|") == 2 + len(expected) + 1
+    run_line = next(line for line in md.splitlines() if line.startswith("| RSPS | 1 |"))
+    assert run_line.count("not in benchmark") == 6
+    opt = next(r for r in table.rows if r.kind == "optimum")
+    assert opt.values["cifar10_test"][0] == pytest.approx(bench.optimum("cifar10").test)
+    assert all(not math.isnan(opt.values[c][0]) for c in expected)
+    assert any(r.kind == "published" and not math.isnan(r.values["cifar100_test"][0]) for r in table.rows)
+    assert "1 found cell(s) are not in the benchmark" in md
+    found = md.split("#### Found cells")[1]
+    assert "ImageNet16-120 test" in found and found.count("not in benchmark") == 3

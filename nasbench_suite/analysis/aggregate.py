@@ -60,21 +60,24 @@ class Group:
     epochs: pd.DataFrame  # the epochs frame restricted to these runs, plus ``label``
     shared_overrides: dict[str, str] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: what the group's benchmark holds (from the records), whether or not the found cells are in it
+    datasets: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = METRICS
 
     @property
     def bench_columns(self) -> list[str]:
-        """``<dataset>_<metric>`` columns with at least one value in this group (e.g. no valid for AnalogNAS)."""
-        return [
-            f"{ds}_{m}"
-            for ds in BENCH_DATASETS
-            for m in METRICS
-            if f"{ds}_{m}" in self.runs and self.runs[f"{ds}_{m}"].notna().any()
-        ]
+        """``<dataset>_<metric>`` columns of the group's benchmark (e.g. no valid for AnalogNAS): a found cell the
+        benchmark does not hold leaves its value empty, never drops a column."""
+        return [f"{ds}_{m}" for ds in self.datasets for m in METRICS if m in self.metrics]
 
     @property
     def bench_datasets(self) -> list[str]:
-        """Benchmark datasets with at least one test accuracy in this group."""
-        return [ds for ds in BENCH_DATASETS if f"{ds}_test" in self.bench_columns]
+        """The benchmark datasets of this group (each has a test accuracy column)."""
+        return list(self.datasets)
+
+    def missing(self, col: str) -> pd.Series:
+        """Runs (rows of ``runs``) without a value in ``col``: their found cell is not in the benchmark."""
+        return self.runs[col].isna() if col in self.runs else pd.Series(True, index=self.runs.index)
 
 
 def _overrides(rec: dict[str, Any]) -> dict[str, str]:
@@ -135,6 +138,23 @@ def _protocol_settings(recs: list[dict[str, Any]]) -> dict[str, str]:
     return {k: " | ".join(sorted(v)) for k, v in sorted(vals.items())}
 
 
+def _bench_holds(recs: list[dict[str, Any]], runs: pd.DataFrame) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The datasets and metrics of the group's benchmark: recorded by the runner; for records written before it
+    recorded them, the datasets and metrics that have at least one value."""
+    datasets: set[str] = set()
+    metrics: set[str] = set()
+    for r in recs:
+        b = r.get("benchmark") or {}
+        datasets.update(b.get("datasets") or ())
+        metrics.update(b.get("metrics") or ())
+    for ds in BENCH_DATASETS:
+        for m in METRICS:
+            if f"{ds}_{m}" in runs and runs[f"{ds}_{m}"].notna().any():
+                datasets.add(ds)
+                metrics.add(m)
+    return tuple(ds for ds in BENCH_DATASETS if ds in datasets), tuple(m for m in METRICS if m in metrics)
+
+
 def group_runs(runs: pd.DataFrame, epochs: pd.DataFrame, records: dict[str, dict[str, Any]]) -> list[Group]:
     """Split the runs frame into comparable groups and give every run its row label."""
     if runs.empty:
@@ -158,8 +178,10 @@ def group_runs(runs: pd.DataFrame, epochs: pd.DataFrame, records: dict[str, dict
         g = g.assign(_rank=g["method"].map(method_rank)).sort_values(["_rank", "label", "seed"]).drop(columns="_rank")
         e = epochs[epochs["run_id"].isin(g["run_id"])].copy()
         e["label"] = e["run_id"].map(dict(zip(g["run_id"], g["label"])))
-        prov = _provenance([records[r] for r in g["run_id"] if r in records])
-        groups.append(Group(key, g.reset_index(drop=True), e.reset_index(drop=True), shared, prov))
+        recs = [records[r] for r in g["run_id"] if r in records]
+        datasets, metrics = _bench_holds(recs, g)
+        groups.append(Group(key, g.reset_index(drop=True), e.reset_index(drop=True), shared, _provenance(recs),
+                            datasets, metrics))  # fmt: skip
     return groups
 
 

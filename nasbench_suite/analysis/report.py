@@ -20,8 +20,10 @@ from ..errors import StoreError
 from ..store import load_runs
 from .aggregate import Group, group_runs
 from .tables import (
+    NOT_IN_BENCH,
     Table,
     build_table,
+    cells,
     column_title,
     format_value,
     found_cells,
@@ -153,7 +155,8 @@ def report_dict(rep: Report) -> dict[str, Any]:
             "shared_overrides": g.shared_overrides, "notes": t.notes,
             "rows": [
                 {"kind": r.kind, "label": r.label, "method": r.method, "source": r.source, "n": r.n,
-                 "values": {c: {"mean": m, "std": s} for c, (m, s) in r.values.items()}}
+                 "values": {c: {"mean": m, "std": s, **({"not_in_benchmark": r.missing.get(c, 0)} if r.kind == "run" else {})}
+                            for c, (m, s) in r.values.items()}}
                 for r in t.rows
             ],
             "found_cells": found_cells(g).to_dict(orient="records"),
@@ -200,14 +203,9 @@ def _table_html(t: Table) -> str:
     head = "".join(f"<th>{_e(column_title(c))}</th>" for c in t.columns)
     rows = []
     for r in t.rows:
-        cells = []
-        for c in t.columns:
-            mean, std = r.values.get(c, (math.nan, math.nan))
-            best = t.best(c)
-            is_best = r.kind == "run" and best is not None and mean == best
-            cells.append(f'<td{" class=best" if is_best else ""}>{_e(format_value(mean, std, r.kind))}</td>')
+        tds = "".join(f'<td{" class=best" if bold else ""}>{_e(text)}</td>' for text, bold in cells(t, r))
         n = "–" if r.n is None else r.n
-        rows.append(f'<tr class="{r.kind}"><td class=l>{_e(r.label)}</td><td>{n}</td>{"".join(cells)}</tr>')
+        rows.append(f'<tr class="{r.kind}"><td class=l>{_e(r.label)}</td><td>{n}</td>{tds}</tr>')
     notes = "".join(f"<li>{_e(n)}</li>" for n in t.notes)
     return (f'<table class="main"><thead><tr><th class=l>Method</th><th>n</th>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table><ul class=notes>{notes}</ul>')  # fmt: skip
@@ -219,7 +217,7 @@ def _found_html(g: Group) -> str:
     head = "".join(f"<th>{_e(column_title(c))}</th>" for c in tests)
     rows = []
     for _, r in df.iterrows():
-        accs = "".join(f"<td>{'–' if pd.isna(r[c]) else f'{float(r[c]):.2f}'}</td>" for c in tests)
+        accs = "".join(f"<td>{NOT_IN_BENCH if pd.isna(r[c]) else f'{float(r[c]):.2f}'}</td>" for c in tests)
         rows.append(f"<tr><td class=l>{_e(r['label'])}</td><td>{_e(r['seed'])}</td><td class=l><code>{_e(r['arch'])}</code></td>{accs}</tr>")
     return (f"<table class=found><thead><tr><th class=l>Method</th><th>seed</th><th class=l>found cell</th>{head}</tr>"
             f"</thead><tbody>{''.join(rows)}</tbody></table>")  # fmt: skip

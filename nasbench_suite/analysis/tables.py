@@ -27,6 +27,8 @@ STD_NOTE = (
     "'–' where a row has a single run (std undefined) or no value"
 )
 DASH = "–"
+NOT_IN_BENCH = "not in benchmark"
+PARTIAL_MARK = "†"
 
 
 @dataclass
@@ -39,6 +41,8 @@ class Row:
     values: dict[str, tuple[float, float]]
     method: str = ""
     source: str = ""
+    #: run rows: per column, how many of the row's runs have no value (their found cell is not in the benchmark)
+    missing: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,10 +115,17 @@ def build_table(group: Group, benchmark=None, published: pd.DataFrame | None = N
     columns = group.bench_columns
     agg = aggregate(group)
     rows = [
-        Row("run", r["label"], int(r["n"]), {c: (r[f"{c}_mean"], r[f"{c}_std"]) for c in columns}, method=r["method"])
+        Row("run", r["label"], int(r["n"]), {c: (r[f"{c}_mean"], r[f"{c}_std"]) for c in columns}, method=r["method"],
+            missing={c: int(r["n"]) - int(r[f"{c}_n"]) for c in columns})
         for _, r in agg.iterrows()
-    ]
+    ]  # fmt: skip
     notes = [STD_NOTE]
+    outside = sorted({a for c in columns for a in group.runs.loc[group.missing(c), "arch"].dropna()})
+    if outside:
+        notes.append(
+            f"{len(outside)} found cell(s) are not in the benchmark: shown as '{NOT_IN_BENCH}'; {PARTIAL_MARK} marks a "
+            "mean over only the runs whose cell is in it"
+        )
     if group.shared_overrides:
         notes.append("every run used overrides " + ", ".join(f"{k}={v}" for k, v in group.shared_overrides.items()))
     if benchmark is not None:
@@ -143,13 +154,16 @@ def build_table(group: Group, benchmark=None, published: pd.DataFrame | None = N
 
 
 # --- formatting --------------------------------------------------------------------------------------------------
-def format_value(mean: float, std: float, kind: str) -> str:
-    """``"mean ± std"`` with two decimals; a single number for the optimum and for published rows without a std."""
+def format_value(mean: float, std: float, kind: str, missing: int = 0) -> str:
+    """``"mean ± std"`` with two decimals; a single number for the optimum and for published rows without a std.
+
+    ``missing``: run rows only, how many runs have no value; all of them -> "not in benchmark", some -> a mark.
+    """
     if _nan(mean):
-        return DASH
+        return NOT_IN_BENCH if kind == "run" and missing else DASH
     if kind == "optimum" or (kind == "published" and _nan(std)):
         return f"{mean:.2f}"
-    return f"{mean:.2f} ± {DASH if _nan(std) else f'{std:.2f}'}"
+    return f"{mean:.2f} ± {DASH if _nan(std) else f'{std:.2f}'}" + (PARTIAL_MARK if missing else "")
 
 
 def column_title(col: str) -> str:
@@ -157,13 +171,13 @@ def column_title(col: str) -> str:
     return f"{DATASET_NAMES.get(ds, ds)} {m}"
 
 
-def _cells(table: Table, row: Row) -> list[tuple[str, bool]]:
+def cells(table: Table, row: Row) -> list[tuple[str, bool]]:
     out = []
     for c in table.columns:
         mean, std = row.values.get(c, (math.nan, math.nan))
         best = table.best(c)
         bold = row.kind == "run" and best is not None and not _nan(mean) and mean == best
-        out.append((format_value(mean, std, row.kind), bold))
+        out.append((format_value(mean, std, row.kind, row.missing.get(c, 0)), bold))
     return out
 
 
@@ -191,9 +205,9 @@ def to_markdown(table: Table) -> str:
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join([":---", "---:"] + ["---:"] * len(table.columns)) + "|")
     for row in table.rows:
-        cells = [f"**{t}**" if b else t for t, b in _cells(table, row)]
+        texts = [f"**{t}**" if b else t for t, b in cells(table, row)]
         n = DASH if row.n is None else str(row.n)
-        lines.append("| " + " | ".join([_md_escape(row.label), n, *cells]) + " |")
+        lines.append("| " + " | ".join([_md_escape(row.label), n, *texts]) + " |")
     lines.append("")
     lines += [f"_{_md_escape(n)}_  " for n in table.notes]
     return "\n".join(lines) + "\n"
@@ -208,15 +222,15 @@ def tex_escape(s: str) -> str:
     return "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(s))
 
 
-def _tex_value(mean: float, std: float, kind: str, bold: bool) -> str:
+def _tex_value(mean: float, std: float, kind: str, bold: bool, missing: int = 0) -> str:
     if _nan(mean):
-        return "--"
+        return NOT_IN_BENCH if kind == "run" and missing else "--"
     m = f"{mean:.2f}"
     if bold:
         m = rf"\textbf{{{m}}}"
     if kind == "optimum" or (kind == "published" and _nan(std)):
         return m
-    return m + r"$\pm$" + ("--" if _nan(std) else f"{std:.2f}")
+    return m + r"$\pm$" + ("--" if _nan(std) else f"{std:.2f}") + (r"$^\dagger$" if missing else "")
 
 
 def to_latex(table: Table) -> str:
@@ -241,7 +255,8 @@ def to_latex(table: Table) -> str:
         if prev is not None and row.kind != prev:
             lines.append(r"\midrule")
         prev = row.kind
-        vals = [_tex_value(*row.values.get(c, (math.nan, math.nan)), row.kind, b) for c, (_, b) in zip(table.columns, _cells(table, row))]
+        vals = [_tex_value(*row.values.get(c, (math.nan, math.nan)), row.kind, b, row.missing.get(c, 0))
+                for c, (_, b) in zip(table.columns, cells(table, row))]  # fmt: skip
         n = "--" if row.n is None else str(row.n)
         lines.append(" & ".join([tex_escape(row.label), n, *vals]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
@@ -262,6 +277,8 @@ def to_frame(table: Table) -> pd.DataFrame:
             mean, std = row.values.get(c, (math.nan, math.nan))
             rec[f"{c}_mean"] = mean
             rec[f"{c}_std"] = std
+            if row.kind == "run":
+                rec[f"{c}_not_in_benchmark"] = row.missing.get(c, 0)
         rec["std_ddof"] = STD_DDOF if row.kind == "run" else None
         recs.append(rec)
     return pd.DataFrame(recs)
@@ -284,6 +301,6 @@ def found_cells_markdown(group: Group) -> str:
     head = ["Method", "seed", "found cell", *(column_title(c) for c in tests)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---", "---:", ":---"] + ["---:"] * len(tests)) + "|"]
     for _, r in df.iterrows():
-        accs = [DASH if _nan(_float(r[c])) else f"{float(r[c]):.2f}" for c in tests]
+        accs = [NOT_IN_BENCH if _nan(_float(r[c])) else f"{float(r[c]):.2f}" for c in tests]
         lines.append("| " + " | ".join([_md_escape(r["label"]), str(r["seed"]), f"`{_md_escape(r['arch'])}`", *accs]) + " |")
     return "\n".join(lines) + "\n"

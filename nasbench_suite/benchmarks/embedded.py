@@ -120,6 +120,7 @@ class EmbeddedBenchmark(Benchmark):
 
     name = "embedded-analognasbench"
     datasets = ("cifar10",)
+    metrics = ("test",)
 
     def __init__(self, cache_size: int = 4096) -> None:
         super().__init__(cache_size)
