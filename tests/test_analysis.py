@@ -12,7 +12,7 @@ import pytest
 
 from nasbench_suite.analysis import render_report
 from nasbench_suite.analysis.aggregate import group_runs
-from nasbench_suite.analysis.figures import group_figures, op_counts, save_figure
+from nasbench_suite.analysis.figures import METHOD_COLORS, clipped_artists, group_figures, op_counts, save_figure
 from nasbench_suite.analysis.report import build_report
 from nasbench_suite.analysis.tables import build_table, load_published, to_latex, to_markdown
 from nasbench_suite.benchmarks import BenchResult
@@ -290,13 +290,26 @@ def test_figures_from_stored_runs(results: Path, tmp_path: Path):
         assert ax.get_xlabel() == "search epoch" and "test accuracy" in ax.get_ylabel()
         lines = {ln.get_label(): ln for ln in ax.get_lines()}
         assert set(lines) == {"DARTS-V1", "GDAS", "RSPS"}
-        assert len(ax.collections) == 3  # one std band per variant
+        assert len(ax.collections) == 3  # one band per variant
     gdas = {ln.get_label(): ln for ln in curves[0].get_lines()}["GDAS"]
     assert list(gdas.get_xdata()) == [1, 2] and list(gdas.get_ydata()) == pytest.approx([83.5, 93.5])
-    assert figs["cost"].axes[0].get_ylabel() == "search wall time (hours)"
-    heights = [p.get_height() for p in figs["cost"].axes[0].patches]
-    assert heights == pytest.approx([2.0, 1.0, 0.25])  # DARTS 7200 s, GDAS mean 3600 s, RSPS 900 s
-    assert "NVIDIA H100" in [t.get_text() for t in figs["cost"].axes[0].texts]
+    # the band runs from the lowest to the highest seed (83..84 after epoch 1, 93..94 after 2), never beyond
+    band = curves[0].collections[1].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(83.0) and band.max() == pytest.approx(94.0)
+    cost = figs["cost"].axes[0]
+    assert cost.get_ylabel() == "search wall time (hours)"
+    # stacked: search epochs (search_s = total - 10 s), then selection + queries (10 s)
+    heights = [p.get_height() for p in cost.patches]
+    assert heights[0::2] == pytest.approx([7190 / 3600, (1790 + 3590 + 5390) / 3 / 3600, 890 / 3600])
+    assert heights[1::2] == pytest.approx([10 / 3600] * 3)
+    assert cost.get_ylim()[0] == 0
+    assert "NVIDIA H100" in [t.get_text() for t in cost.texts]
+    for name, fig in figs.items():
+        assert clipped_artists(fig) == [], name
+    # one colour per method, the same in every figure
+    colors = {ln.get_label(): ln.get_color() for ln in curves[0].get_lines()}
+    assert colors["GDAS"] == METHOD_COLORS["gdas"] and colors["DARTS-V1"] == METHOD_COLORS["darts-v1"]
+    assert len(set(map(tuple, colors.values()))) == 3
     for name, fig in figs.items():
         for p in save_figure(fig, tmp_path / "figs", name):
             assert p.stat().st_size > 1000

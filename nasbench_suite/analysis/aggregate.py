@@ -14,6 +14,7 @@ with a single run it is undefined (NaN) and tables print "–".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import math
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,21 @@ def _overrides(rec: dict[str, Any]) -> dict[str, str]:
     if isinstance(ov, (list, tuple)):  # RunSpec keeps them as pairs; to_dict writes a mapping
         ov = dict(ov)
     return {str(k): str(v) for k, v in ov.items()}
+
+
+#: Kinds of ``kind:value`` settings in their reading order (E2NAS's gamma: static schedules before sigmoid ones).
+SETTING_KINDS = ("static", "sig")
+
+
+def setting_key(value: Any) -> tuple:
+    """Sort key of a setting's value: numbers numerically, ``kind:number`` by kind (static before sig) then number,
+    anything else after them as text (so ``sig:1 < sig:10 < sig:20``, not the strings' order)."""
+    text = str(value).strip()
+    kind, sep, num = text.partition(":")
+    try:
+        return (0, -1, float(text), text) if not sep else (0, SETTING_KINDS.index(kind.strip()), float(num), text)
+    except ValueError:
+        return (1, 0, math.inf, text)
 
 
 def method_rank(method: str) -> int:
@@ -170,12 +186,15 @@ def group_runs(runs: pd.DataFrame, epochs: pd.DataFrame, records: dict[str, dict
         # epochs is part of the group key; an override every run shares is a header fact, not a row difference
         all_keys = sorted({k for o in ovs for k in o} - {"epochs"})
         shared = {k: ovs[0][k] for k in all_keys if all(k in o and o[k] == ovs[0].get(k) for o in ovs)}
-        labels = []
+        labels, order = [], []
         for variant, o in zip(g["variant"], ovs):
-            extra = [f"{k}={o[k]}" for k in all_keys if k not in shared and k in o]
-            labels.append(f"{variant} [{', '.join(extra)}]" if extra else str(variant))
+            varying = [k for k in all_keys if k not in shared and k in o]
+            labels.append(f"{variant} [{', '.join(f'{k}={o[k]}' for k in varying)}]" if varying else str(variant))
+            order.append((str(variant), tuple((k, setting_key(o[k])) for k in varying)))
         g["label"] = labels
-        g = g.assign(_rank=g["method"].map(method_rank)).sort_values(["_rank", "label", "seed"]).drop(columns="_rank")
+        g["_order"] = order
+        g = g.assign(_rank=g["method"].map(method_rank)).sort_values(["_rank", "_order", "seed"])
+        g = g.drop(columns=["_rank", "_order"])
         e = epochs[epochs["run_id"].isin(g["run_id"])].copy()
         e["label"] = e["run_id"].map(dict(zip(g["run_id"], g["label"])))
         recs = [records[r] for r in g["run_id"] if r in records]

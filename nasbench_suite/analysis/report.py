@@ -187,11 +187,13 @@ dl.prov dt{font-weight:bold;margin-top:.4em} dl.prov dd{margin-left:1.5em;font-s
 """
 
 FIGURE_CAPTIONS = {
-    "curves": "Benchmark test accuracy of the cell derived after each epoch; line = mean, band = ± std over seeds.",
+    "curves": "Benchmark test accuracy of the cell derived after each epoch; line = mean over seeds, band = lowest "
+              "to highest seed.",
     "ops": "Operations on the 6 edges of the final cells, per method (counts annotated).",
     "e2nas_gamma": "E2NAS ablation: final test accuracy vs the gamma schedule; points = seeds, bar = mean.",
     "e2nas_eps": "E2NAS ablation: final test accuracy vs epsilon; points = seeds, bar = mean.",
-    "cost": "Search wall time per run in hours (mean ± std over seeds), device above each bar.",
+    "cost": "Wall time per run, stacked: search epochs, then candidate selection and benchmark queries (mean over "
+            "seeds; whisker = lowest to highest seed's total), device above each bar.",
 }
 
 
