@@ -96,9 +96,12 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
     plan = build_plan(names, range(seed_start, seed_start + seeds), protocol, dataset, overrides, grid)
     # Check every spec resolves (unknown keys, bad types) before anything runs.
     datasets = set()
+    plan_epochs = 0  # for an ETA from the first epochs on, not only after the first run
     for spec in plan:
         cls = get_method(spec.method)
-        datasets.add(resolve(spec, cls.Hparams, cls.name).protocol.dataset)
+        resolved = resolve(spec, cls.Hparams, cls.name).protocol
+        datasets.add(resolved.dataset)
+        plan_epochs += resolved.epochs
     if data_root is not None and not data_root.exists():
         from .errors import DataError
 
@@ -124,6 +127,7 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
     say(f"plan: {len(plan)} run(s) -> {results}")
     t0 = time.perf_counter()
     done = [0]
+    epochs_run = [0]
 
     def on_outcome(out) -> None:
         done[0] += 1
@@ -139,10 +143,18 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
             say("    " + (out.error or ""))
 
     def progress(ev) -> None:
+        if ev.get("phase") == "select":  # a long candidate selection: say how far it is
+            say(f"  [{done[0] + 1}/{len(plan)}] {ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} scoring candidate "
+                f"{ev['candidate']}/{ev['candidates']}")  # fmt: skip
+            return
         line = ev["line"]
+        epochs_run[0] += 1
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / epochs_run[0] * max(plan_epochs - epochs_run[0], 0)
         say(
             f"  [{done[0] + 1}/{len(plan)}] {ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} "
-            f"loss {line.get('train_loss', float('nan')):.3f} {line['arch']} ({line['wall_s']:.1f}s)"
+            f"loss {line.get('train_loss', float('nan')):.3f} {line.get('arch') or '(not derived this epoch)'} "
+            f"({line['wall_s']:.1f}s, plan ETA {eta:.0f}s)"
         )
 
     if copts is not None:

@@ -81,6 +81,9 @@ class RunJob(Checkpointable):
 
 
 def _print_progress(ev: dict[str, Any]) -> None:
+    if ev.get("phase") == "select":
+        print(f"{ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} scoring candidate {ev['candidate']}/{ev['candidates']}", flush=True)
+        return
     line = ev["line"]
     print(f"{ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} {line['arch']} ({line['wall_s']:.1f}s)", flush=True)
 

@@ -47,6 +47,9 @@ class Protocol:
     track_running_stats: bool = False
     select_batch_size: int = 512
     select_candidates: int = 100
+    # Derive (and look up) the cell after every k-th epoch and always after the last; 0 = after the last only.
+    # Derivation never changes the search (own RNG streams, eval mode): it is logging, costly for scored methods.
+    derive_every: int = 1
     split_seed: int = 0
     steps_per_epoch: int | None = None  # None = one pass over the weight split
     # Opt-in execution options for GPUs (docs/performance.md); the defaults are exact fp32 eager everywhere.

@@ -31,6 +31,8 @@ from .store import SCHEMA_VERSION, Store, atomic_write_bytes
 from .supernet import Supernet, SupernetConfig
 
 CHECKPOINT_VERSION = 1
+#: how often candidate scoring reports progress (seconds), so a long selection is never silent
+SELECT_PROGRESS_S = 5.0
 
 
 @dataclass
@@ -151,15 +153,27 @@ class Run:
         self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
+        self._progress: ProgressFn | None = None
 
     def selection_batches(self, epoch: int):
         """Validation batches for candidate scoring, from a stream seeded by (seed, epoch): deriving a cell never
         consumes the search's own random numbers, so per-epoch derivation cannot change the search."""
         p = self.protocol
         bs = min(p.select_batch_size, len(self._valid_part))
-        return BatchStream.from_part(
+        stream = BatchStream.from_part(
             self._valid_part, self.dataset, device=self.device, batch_size=bs, seed=10_000 * (self.spec.seed + 1) + epoch
         )
+        return stream if self._progress is None else self._counted(stream, epoch)
+
+    def _counted(self, stream, epoch: int):
+        """``stream``, reporting every few seconds which selection batch (candidate being scored) it gives."""
+        last = time.perf_counter()
+        for i, batch in enumerate(stream, 1):
+            if time.perf_counter() - last >= SELECT_PROGRESS_S:
+                last = time.perf_counter()
+                self._progress({"run_id": self.run_id, "phase": "select", "epoch": epoch + 1, "epochs": self.protocol.epochs,
+                                "candidate": i, "candidates": self.protocol.select_candidates})  # fmt: skip
+            yield batch
 
     # -- checkpoints ------------------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -230,17 +244,21 @@ class Run:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         search_s = time.perf_counter() - t0
-        cell = self.method.derive(epoch)
         line = {k: v / self.steps_per_epoch for k, v in sums.items()}
-        line.update(
-            epoch=epoch,
-            arch=cell.arch_str,
-            lr=self.protocol.lr_at(epoch),
-            search_s=search_s,
-            wall_s=time.perf_counter() - t0,
-            bench=self._bench(cell),
-        )
+        line.update(epoch=epoch, lr=self.protocol.lr_at(epoch), search_s=search_s)
+        if self.derives_at(epoch):
+            cell = self.method.derive(epoch)
+            line.update(arch=cell.arch_str, bench=self._bench(cell))
+        else:  # derivation is logging only (it never changes the search): skipped between derive_every epochs
+            line.update(arch=None, bench={})
+        line["wall_s"] = time.perf_counter() - t0
         return line
+
+    def derives_at(self, epoch: int) -> bool:
+        """Whether the cell is derived after ``epoch``: every ``derive_every`` epochs and always after the last
+        (0: after the last only, as NB201's RANDOM-NAS script)."""
+        k = self.protocol.derive_every
+        return epoch == self.protocol.epochs - 1 or (k > 0 and (epoch + 1) % k == 0)
 
     def _bench(self, cell) -> dict[str, dict[str, float | None]]:
         try:
@@ -255,6 +273,7 @@ class Run:
         ``stop_after=k`` stops after epoch k's checkpoint as if the process had been killed there (returns None).
         """
         self.store.ensure_writable()
+        self._progress = progress
         resumed = self.try_resume()
         started = time.time()
         for epoch in range(len(self.epochs_done), self.protocol.epochs):
