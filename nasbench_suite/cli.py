@@ -95,12 +95,12 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
     protocol = protocol or "quick"
     plan = build_plan(names, range(seed_start, seed_start + seeds), protocol, dataset, overrides, grid)
     # Check every spec resolves (unknown keys, bad types) before anything runs.
-    datasets = set()
+    datasets: dict[str, set[tuple[int, int]]] = {}  # dataset -> the (batch size, split seed) pairs it must serve
     plan_epochs = 0  # for an ETA from the first epochs on, not only after the first run
     for spec in plan:
         cls = get_method(spec.method)
         resolved = resolve(spec, cls.Hparams, cls.name).protocol
-        datasets.add(resolved.dataset)
+        datasets.setdefault(resolved.dataset, set()).add((resolved.batch_size, resolved.split_seed))
         plan_epochs += resolved.epochs
     if data_root is not None and not data_root.exists():
         from .errors import DataError
@@ -108,9 +108,13 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
         raise DataError(f"data root {data_root} does not exist")
     if executor != "slurm":  # (a cluster's data paths need not exist on the login node)
         from .data import load_dataset
+        from .data.checks import check_dataset
 
-        for name in sorted(datasets - {"digits"}):  # a missing or malformed data file fails now, not in every run
-            load_dataset(name, data_root)
+        for name in sorted(set(datasets) - {"digits"}):  # a missing, malformed or too small dataset fails now
+            ds = load_dataset(name, data_root)
+            for batch_size, split_seed in sorted(datasets[name]):
+                for warning in check_dataset(ds, batch_size, split_seed, source=str(data_root)):
+                    click.echo(warning, err=True)
     from .benchmarks import open_benchmark
 
     bench = open_benchmark(benchmark)  # validates the path now, not in a worker later
@@ -202,29 +206,45 @@ def report(results, fmt, out, benchmark, no_published, as_json) -> None:
 
 
 @cli.command()
+@click.option("--protocol", default="quick", show_default=True, help="preset whose values are shown as defaults")
 @click.option("--json", "as_json", is_flag=True)
-def methods(as_json) -> None:
-    """The registered methods, their aliases and hyperparameters."""
-    import dataclasses
-
-    from .config import preset_names
+def methods(protocol, as_json) -> None:
+    """The registered methods with their aliases, every setting (--set KEY=VALUE) with its type and default, and
+    each method's grids (--grid NAME)."""
+    from .config import describe_settings, preset_names
     from .method import get_method, method_aliases, method_names
 
     aliases = method_aliases()
+    shared: dict[str, dict] = {}
     rows = []
     for name in method_names():
         cls = get_method(name)
-        hp = {f.name: f.default for f in dataclasses.fields(cls.Hparams)}
-        rows.append({"name": name, "display_name": cls.display_name, "aliases": sorted(a for a, n in aliases.items() if n == name),
-                     "hparams": hp})  # fmt: skip
+        proto, own = describe_settings(cls, protocol)
+        mine = f"preset {protocol} ({name})"
+        for k, v in proto.items():
+            if v["source"] != mine:
+                shared.setdefault(k, v)
+        rows.append({"name": name, "display_name": cls.display_name,
+                     "aliases": sorted(a for a, n in aliases.items() if n == name), "hparams": own,
+                     "protocol_overrides": {k: v for k, v in proto.items() if v["source"] == mine},
+                     "grids": {g: list(points) for g, points in cls.grids.items()}})  # fmt: skip
     if as_json:
-        click.echo(json.dumps({"methods": rows, "presets": preset_names()}, indent=1, default=str))
+        click.echo(json.dumps({"protocol": protocol, "protocol_settings": shared, "methods": rows,
+                               "presets": preset_names()}, indent=1, default=str))  # fmt: skip
         return
+    click.echo(f"protocol settings, every method (--set KEY=VALUE; defaults of the {protocol!r} preset):")
+    for k, v in shared.items():
+        click.echo(f"  {k:<27} {v['type']:<16} {v['default']!s}")
     for r in rows:
         alias = f" (aliases: {', '.join(r['aliases'])})" if r["aliases"] else ""
-        hp = ", ".join(f"{k}={v}" for k, v in r["hparams"].items())
-        click.echo(f"{r['name']:<10} {r['display_name']}{alias}" + (f"\n{'':<10} {hp}" if hp else ""))
-    click.echo(f"presets: {', '.join(preset_names())}")
+        click.echo(f"\n{r['name']}: {r['display_name']}{alias}")
+        for k, v in r["protocol_overrides"].items():
+            click.echo(f"  {k:<27} {v['type']:<16} {v['default']!s}  (this method's value in {protocol!r})")
+        for k, v in r["hparams"].items():
+            click.echo(f"  {k:<27} {v['type']:<16} {v['default']!s}")
+        for g, points in r["grids"].items():
+            click.echo(f"  --grid {g}: " + "; ".join(", ".join(f"{k}={x}" for k, x in p.items()) for p in points))
+    click.echo(f"\npresets: {', '.join(preset_names())}")
 
 
 @cli.command()

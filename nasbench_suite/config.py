@@ -240,3 +240,27 @@ def resolve(spec: RunSpec, hparams_cls: type, method_name: str) -> ResolvedConfi
     except (TypeError, ValueError) as e:
         raise ConfigError(f"bad hyperparameters for {method_name}: {e}") from None
     return ResolvedConfig(protocol, hparams, sources)
+
+
+def _type_name(typ: Any) -> str:
+    import typing
+
+    if typing.get_origin(typ) is not None:
+        return " | ".join(_type_name(a) for a in typing.get_args(typ)) if typing.get_origin(typ) is not tuple else (
+            "(" + ", ".join(_type_name(a) for a in typing.get_args(typ)) + ")")
+    return "None" if typ is type(None) else getattr(typ, "__name__", str(typ))
+
+
+def describe_settings(method_cls: Any, protocol: str = "quick") -> tuple[dict[str, dict], dict[str, dict]]:
+    """What ``--set`` accepts for a method class under ``protocol``: (protocol keys, the method's own keys), each
+    ``{key: {"type", "default", "source"}}``: the value this method resolves to and where it comes from (a
+    per-method preset value has source ``preset <protocol> (<method>)``)."""
+    resolved = resolve(RunSpec(method_cls.name, 0, protocol), method_cls.Hparams, method_cls.name)
+    ptypes, htypes = _field_types(Protocol), _field_types(method_cls.Hparams)
+
+    def entry(typ: Any, value: Any, key: str) -> dict[str, Any]:
+        return {"type": _type_name(typ), "default": value, "source": resolved.sources.get(key, "default")}
+
+    proto = {k: entry(ptypes[k], getattr(resolved.protocol, k), k) for k in PROTOCOL_KEYS}
+    own = {k: entry(htypes[k], getattr(resolved.hparams, k), k) for k in htypes}
+    return proto, own
