@@ -147,9 +147,12 @@ def test_markdown_every_cell(results: Path):
     lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
     assert cells[0] == ["Method", "n", "CIFAR-10 valid", "CIFAR-10 test", "CIFAR-100 valid", "CIFAR-100 test"]
-    assert cells[1] == ["DARTS-V1", "3", "51.30 ± 0.00", "54.30 ± 0.00", "12.61 ± 0.00", "15.61 ± 0.00"]
-    assert cells[2] == ["GDAS", "3", "**90.50 ± 0.50**", "**93.50 ± 0.50**", "**68.00 ± 1.00**", "**71.00 ± 1.00**"]
-    assert cells[3] == ["RSPS", "1", "87.00 ± –", "90.00 ± –", "57.00 ± –", "60.00 ± –"]
+    # 95% t-interval: mean ± t(0.975, 2) * s / sqrt(3), t = 4.302653: half-width 1.2421 (s = 0.5), 2.4841 (s = 1)
+    assert cells[1] == ["DARTS-V1", "3", "51.30 ± 0.00 [51.30, 51.30]", "54.30 ± 0.00 [54.30, 54.30]",
+                        "12.61 ± 0.00 [12.61, 12.61]", "15.61 ± 0.00 [15.61, 15.61]"]  # fmt: skip
+    assert cells[2] == ["GDAS", "3", "**90.50 ± 0.50 [89.26, 91.74]**", "**93.50 ± 0.50 [92.26, 94.74]**",
+                        "**68.00 ± 1.00 [65.52, 70.48]**", "**71.00 ± 1.00 [68.52, 73.48]**"]  # fmt: skip
+    assert cells[3] == ["RSPS", "1", "87.00 ± –‡", "90.00 ± –‡", "57.00 ± –‡", "60.00 ± –‡"]  # n = 1: not tested
     assert cells[4] == ["optimum (fake-bench)", "–", "91.61", "94.37", "73.49", "73.51"]
     for fact in ("search dataset: cifar10", "protocol preset: nb201", f"fake-bench (fingerprint {FP})", "epochs: 2"):
         assert fact in md
@@ -162,10 +165,10 @@ def test_latex_booktabs_bold_best(results: Path):
     for cmd in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}"):
         assert cmd in tex
     rows = {ln.split(" & ")[0]: ln for ln in tex.splitlines() if " & " in ln}
-    assert rows["GDAS"] == (r"GDAS & 3 & \textbf{90.50}$\pm$0.50 & \textbf{93.50}$\pm$0.50 & "
-                            r"\textbf{68.00}$\pm$1.00 & \textbf{71.00}$\pm$1.00 \\")  # fmt: skip
-    assert rows["DARTS-V1"] == r"DARTS-V1 & 3 & 51.30$\pm$0.00 & 54.30$\pm$0.00 & 12.61$\pm$0.00 & 15.61$\pm$0.00 \\"
-    assert rows["RSPS"].startswith(r"RSPS & 1 & 87.00$\pm$-- &")
+    assert rows["GDAS"].startswith(r"GDAS & 3 & \textbf{90.50}$\pm$0.50 {\scriptsize[89.26, 91.74]} & \textbf{93.50}")
+    assert rows["DARTS-V1"].startswith(r"DARTS-V1 & 3 & 51.30$\pm$0.00 {\scriptsize[51.30, 51.30]} & 54.30")
+    assert r"\textbf" not in rows["DARTS-V1"]
+    assert rows["RSPS"].startswith(r"RSPS & 1 & 87.00$\pm$--$^\ddagger$ &")
     assert r"\textbf" not in rows["optimum (fake-bench)"]  # the optimum is never "best"
     assert "nb201" in tex and FP in tex and "2 epochs" in tex
 
@@ -195,7 +198,7 @@ def test_published_rows_labelled_by_source(results: Path):
     resnet = next(ln for ln in md.splitlines() if ln.startswith("| ResNet (published"))
     assert f"| {row['c10_valid']:.2f} ± {row['c10_valid_std']:.2f}" not in resnet and "| 93.97 |" in resnet
     # best is taken over our runs only, even though published rows are higher
-    assert "**93.50 ± 0.50**" in md
+    assert "**93.50 ± 0.50 [92.26, 94.74]**" in md
 
 
 def test_groups_never_mix_protocol_dataset_benchmark(tmp_path: Path):

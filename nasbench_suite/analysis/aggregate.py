@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..store import BENCH_DATASETS
+from .stats import ci95
 
 #: Row order of the usual methods (the NB201 paper's order, E2NAS last); other methods follow alphabetically.
 METHOD_ORDER = ("darts-v1", "darts-v2", "gdas", "setn", "enas", "rsps", "e2nas")
@@ -205,9 +206,11 @@ def group_runs(runs: pd.DataFrame, epochs: pd.DataFrame, records: dict[str, dict
 
 
 def aggregate(group: Group) -> pd.DataFrame:
-    """One row per label: ``label``, ``method``, ``n`` and ``<col>_mean``/``<col>_std`` per benchmark column.
+    """One row per label: ``label``, ``method``, ``n`` and per benchmark column ``<col>_mean``, ``<col>_std``,
+    ``<col>_n``, ``<col>_ci_lo``/``<col>_ci_hi`` and ``<col>_values`` (the runs' values, for the tests).
 
-    ``std`` is the sample standard deviation (ddof=1) over the runs that have a value; NaN with one run.
+    ``std`` is the sample standard deviation (ddof=1) over the runs that have a value; NaN with one run. The
+    interval is the 95% t-interval of the mean (NaN with one run).
     """
     cols = group.bench_columns
     rows = []
@@ -218,5 +221,7 @@ def aggregate(group: Group) -> pd.DataFrame:
             row[f"{c}_mean"] = float(v.mean()) if len(v) else np.nan
             row[f"{c}_std"] = float(v.std(ddof=STD_DDOF)) if len(v) > 1 else np.nan
             row[f"{c}_n"] = len(v)
+            row[f"{c}_ci_lo"], row[f"{c}_ci_hi"] = ci95(v.to_numpy())
+            row[f"{c}_values"] = v.tolist()
         rows.append(row)
     return pd.DataFrame(rows)

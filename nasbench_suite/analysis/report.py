@@ -155,7 +155,7 @@ def report_dict(rep: Report) -> dict[str, Any]:
             "shared_overrides": g.shared_overrides, "notes": t.notes,
             "rows": [
                 {"kind": r.kind, "label": r.label, "method": r.method, "source": r.source, "n": r.n,
-                 "values": {c: {"mean": m, "std": s, **({"not_in_benchmark": r.missing.get(c, 0)} if r.kind == "run" else {})}
+                 "values": {c: {"mean": m, "std": s, **(_run_stats(r, c) if r.kind == "run" else {})}
                             for c, (m, s) in r.values.items()}}
                 for r in t.rows
             ],
@@ -163,7 +163,18 @@ def report_dict(rep: Report) -> dict[str, Any]:
             "provenance": g.provenance,
         })  # fmt: skip
     return _clean({"results": str(rep.results), "created": rep.created, "problems": rep.problems,
-                   "std": "sample std over seeds, ddof=1", "groups": groups})  # fmt: skip
+                   "std": "sample std over seeds, ddof=1", "ci95": "t-interval of the mean",
+                   "significance": "Welch two-sided vs the column's best run row, Holm-corrected; MWU exact beside it",
+                   "groups": groups})  # fmt: skip
+
+
+def _run_stats(r, c: str) -> dict[str, Any]:
+    comp = r.compare.get(c)
+    lo, hi = r.ci.get(c, (math.nan, math.nan))
+    out = {"ci95": [lo, hi], "not_in_benchmark": r.missing.get(c, 0)}
+    if comp is not None:
+        out.update(vs_best=comp.verdict, p_welch=comp.p_welch, p_holm=comp.p_holm, p_mwu=comp.p_mwu)
+    return out
 
 
 def render_json(rep: Report) -> str:
