@@ -191,14 +191,14 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
 @click.option("--json", "as_json", is_flag=True, help="same as --format json")
 def report(results, fmt, out, benchmark, no_published, as_json) -> None:
     """Tables (and figures, with --out) from the stored runs."""
-    from .analysis import render_report
-    from .benchmarks import open_benchmark
+    from . import open_benchmark
+    from . import report as make_report
 
     bench = open_benchmark(benchmark)
     fmt = "json" if as_json else fmt
     if fmt == "html" and out is None:
         out = Path("reports") / "latest"
-    text = render_report(results, fmt, out, benchmark=bench, published=not no_published)
+    text = make_report(results, fmt, out, benchmark=bench, published=not no_published)
     if fmt == "html":  # the page embeds its figures: print where it is, not its bytes
         click.echo(str(Path(out) / "report.html"))
     elif text:

@@ -286,7 +286,7 @@ def test_empty_results_is_a_store_error(tmp_path: Path):
 def test_figures_from_stored_runs(results: Path, tmp_path: Path):
     groups, loaded = _group(results)
     figs = group_figures(groups[0], loaded.records)
-    assert set(figs) == {"curves", "ops", "cost"}  # no E2NAS runs -> no ablation figures
+    assert set(figs) == {"curves", "anytime", "losses", "ops", "cost"}  # no E2NAS runs -> no ablation figures
     curves = figs["curves"].axes
     assert len(curves) == 2  # CIFAR-10 and CIFAR-100
     for ax in curves:
@@ -361,12 +361,12 @@ def test_html_report_self_contained(results: Path, tmp_path: Path):
     text = render_report(results, "html", out=out, benchmark=FakeBenchmark())
     page = (out / "report.html").read_text()
     assert page == text
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 5
     assert "<script" not in page and "http://" not in page and "https://" not in page
     for fact in (SKIP, "abc123def456", "synthetic test table", FP, "/data", "optimum (fake-bench)", "(published: "):
         assert fact in page
     slug = build_report(results).groups[0].key.slug
-    for name in ("curves", "ops", "cost"):
+    for name in ("curves", "anytime", "losses", "ops", "cost"):
         assert (out / f"{slug}-{name}.png").stat().st_size > 1000
         assert (out / f"{slug}-{name}.pdf").stat().st_size > 1000
 
@@ -523,3 +523,42 @@ def test_partial_benchmark_keeps_every_column(nats_fixture_dir: Path, tmp_path: 
     assert "1 found cell(s) are not in the benchmark" in md
     found = md.split("#### Found cells")[1]
     assert "ImageNet16-120 test" in found and found.count("not in benchmark") == 3
+
+
+def test_anytime_curves_step_functions_band_and_regret(tmp_path: Path):
+    """Anytime: each seed's accuracy holds from its epoch's end to the next (cumulative seconds 11, 22); the mean
+    over seeds and the 95% t-band; regret = optimum - accuracy (issue 15 item 4)."""
+    from nasbench_suite.analysis.figures import anytime_curves
+
+    root = tmp_path / "r"
+    for s, (a, b) in enumerate([(80.0, 90.0), (82.0, 92.0), (84.0, 94.0)]):
+        write_run(root, "gdas", "GDAS", s, [bench(a), bench(b)], [MIXED, GOOD])
+    groups, _ = _group(root)
+    fig = anytime_curves(groups[0].epochs, ["cifar10"], {"cifar10": 94.37})
+    acc, regret = fig.axes[0], fig.axes[1]
+    assert acc.get_xscale() == "log" and "wall-clock" in acc.get_xlabel()
+    (line,) = acc.get_lines()
+    x, y = line.get_xdata(), line.get_ydata()
+    assert x[0] == pytest.approx(11.0) and x[-1] == pytest.approx(22.0)
+    assert y[0] == pytest.approx(82.0) and y[-1] == pytest.approx(92.0)  # mean of 80/82/84, then of 90/92/94
+    band = acc.collections[0].get_paths()[0].vertices[:, 1]
+    half = 4.302652729911275 * 2.0 / math.sqrt(3)  # t(0.975, 2) * s / sqrt(3), s = 2
+    assert band.max() == pytest.approx(92.0 + half) and band.min() == pytest.approx(82.0 - half)
+    assert regret.get_lines()[0].get_ydata()[-1] == pytest.approx(94.37 - 92.0)
+    assert clipped_artists(fig) == []
+
+
+def test_python_api_is_what_the_report_uses(results: Path, monkeypatch):
+    """ns.load_runs returns every recorded epoch key; ns.report renders what the CLI does; the report code reads
+    the store only through ns.load_runs (issue 15 item 5)."""
+    import nasbench_suite as ns
+    import nasbench_suite.analysis.report as report_mod
+
+    loaded = ns.load_runs(results)
+    assert len(loaded.runs) == 7 and {"lr", "search_s", "elapsed_s"} <= set(loaded.epochs.columns)
+    assert ns.report(results, published=False) == render_report(results, "md", published=False)
+    calls = []
+    monkeypatch.setattr(report_mod, "load_runs", lambda p: calls.append(p) or ns.load_runs(p))
+    ns.report(results, format="json")
+    assert calls == [Path(results)]
+    assert ns.open_benchmark(None).name.startswith("embedded")

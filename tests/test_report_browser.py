@@ -76,7 +76,7 @@ def test_figures_fit_and_keep_method_colours(tmp_path: Path):
     loaded = load_runs(root)
     (group,) = group_runs(loaded.runs, loaded.epochs, loaded.records)
     figs = group_figures(group, loaded.records)
-    assert set(figs) == {"curves", "ops", "cost", "e2nas_gamma"}  # eps: a single value, no plot
+    assert set(figs) == {"curves", "anytime", "losses", "ops", "cost", "e2nas_gamma"}  # eps: one value, no plot
     for name, fig in figs.items():
         assert clipped_artists(fig) == [], f"{name}: drawn outside the figure"
     curves = figs["curves"].axes[0]
@@ -129,7 +129,7 @@ def test_html_report_renders_in_chromium(tmp_path: Path):
     layout = json.loads(html.unescape(found.group(1)))
     assert layout["scroll"] <= layout["page"], "the page scrolls sideways at a laptop width"
     alts = [i["alt"] for i in layout["images"]]
-    assert set(alts) == {"curves", "ops", "cost", "e2nas_gamma"}
+    assert set(alts) == {"curves", "anytime", "losses", "ops", "cost", "e2nas_gamma"}
     for img in layout["images"]:
         assert img["left"] >= 0 and img["right"] <= layout["page"], f"figure {img['alt']} is cut at the page's edge"
         assert img["natural"] > 0 and img["shown"] > 0

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from scipy import stats as sst
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -145,6 +146,87 @@ def search_curves(epochs: pd.DataFrame, datasets: list[str], colors: dict[str, A
     return fig
 
 
+# --- anytime performance and losses -----------------------------------------------------------------------------
+def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and 95% t-band over seeds (rows) per grid point (columns); the band is the mean where n < 2."""
+    n = np.sum(~np.isnan(values), axis=0)
+    mean = np.nanmean(values, axis=0)
+    sd = np.nanstd(values, axis=0, ddof=1) if values.shape[0] > 1 else np.zeros_like(mean)
+    half = np.where(n > 1, sst.t.ppf(0.975, np.maximum(n - 1, 1)) * np.nan_to_num(sd) / np.sqrt(np.maximum(n, 1)), 0.0)
+    return mean, mean - half, mean + half
+
+
+def anytime_curves(epochs: pd.DataFrame, datasets: list[str], optima: dict[str, float] | None = None,
+                   colors: dict[str, Any] | None = None, styles: dict[str, str] | None = None) -> Figure:  # fmt: skip
+    """Test accuracy of the derived cell against cumulative wall-clock seconds of the run (log x), mean and 95%
+    t-band over seeds; a second row with the regret to the benchmark optimum when ``optima`` gives it. Each seed is
+    a step function (the last derived cell holds until the next), read on a common time grid where every seed of
+    the label has started."""
+    key = "label" if "label" in epochs else "variant"
+    colors = colors or palette(epochs)
+    styles = styles or linestyles(epochs)
+    present = set(epochs[key])
+    labels = [lab for lab in colors if lab in present]
+    rows = 2 if optima else 1
+    fig = Figure(figsize=(4.6 * max(len(datasets), 1), 3.4 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, max(len(datasets), 1), squeeze=False)
+    for j, ds in enumerate(datasets):
+        col = f"{ds}_test"
+        for lab in labels:
+            e = epochs[(epochs[key] == lab)].dropna(subset=[col])
+            seeds = [g.sort_values("elapsed_s") for _, g in e.groupby("run_id")]
+            if not seeds:
+                continue
+            start, end = max(g["elapsed_s"].iloc[0] for g in seeds), max(g["elapsed_s"].iloc[-1] for g in seeds)
+            grid = np.geomspace(max(start, 1e-3), max(end, start * 1.001, 1e-3), 60)
+            vals = np.vstack([g[col].to_numpy()[np.clip(np.searchsorted(g["elapsed_s"].to_numpy(), grid, "right") - 1,
+                                                        0, None)] for g in seeds])  # fmt: skip
+            for i, (sub, y) in enumerate(((vals, "acc"), ((optima or {}).get(ds, np.nan) - vals, "regret"))[:rows]):
+                mean, lo, hi = _band(sub)
+                ax = axes[i][j]
+                ax.plot(grid, mean, color=colors[lab], ls=styles.get(lab, "-"), lw=1.6, label=lab, drawstyle="steps-post")
+                ax.fill_between(grid, lo, hi, color=colors[lab], alpha=0.15, lw=0, step="post")
+        name = DATASET_NAMES.get(ds, ds)
+        axes[0][j].set_ylabel(f"{name} test accuracy (%)")
+        axes[0][j].set_title(f"derived cell on {name}")
+        if rows == 2:
+            axes[1][j].set_ylabel(f"regret to the {name} optimum (%)")
+        for i in range(rows):
+            axes[i][j].set_xscale("log")
+            axes[i][j].set_xlabel("search wall-clock (s, log)")
+            _style(axes[i][j])
+    _legend_outside(fig, axes[0][0])
+    fig.suptitle("Anytime performance")
+    return fig
+
+
+def loss_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None, styles: dict[str, str] | None = None) -> Figure:
+    """Mean train and valid loss per epoch (mean over seeds, band lowest to highest seed), one axes each."""
+    key = "label" if "label" in epochs else "variant"
+    colors = colors or palette(epochs)
+    styles = styles or linestyles(epochs)
+    present = set(epochs[key])
+    labels = [lab for lab in colors if lab in present]
+    fig, axes = _figure(2, width=4.6)
+    for ax, col in zip(axes, ("train_loss", "valid_loss")):
+        for lab in labels:
+            stats = epochs[epochs[key] == lab].groupby("epoch")[col].agg(["mean", "min", "max"]).dropna()
+            if stats.empty:
+                continue
+            x = stats.index.to_numpy() + 1
+            ax.plot(x, stats["mean"], color=colors[lab], ls=styles.get(lab, "-"), lw=1.6, label=lab)
+            ax.fill_between(x, stats["min"], stats["max"], color=colors[lab], alpha=0.15, lw=0)
+        ax.set_xlabel("search epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(col.replace("_", " "))
+        ax.set_title("weight-step loss" if col == "train_loss" else "arch-step / validation loss")
+        _style(ax)
+    _legend_outside(fig, axes[0])
+    fig.suptitle("Losses (mean over seeds; band: lowest to highest seed)")
+    return fig
+
+
 # --- operation distribution --------------------------------------------------------------------------------------
 def op_counts(runs: pd.DataFrame) -> pd.DataFrame:
     """Label x op: how often each of the 5 ops appears on the 6 edges of the final cells (n runs x 6 in total)."""
@@ -267,14 +349,19 @@ def search_cost(runs: pd.DataFrame) -> Figure:
 
 
 # --- a group's figures, saving -----------------------------------------------------------------------------------
-def group_figures(group: Group, records: dict[str, dict[str, Any]]) -> dict[str, Figure]:
-    """Every figure of a group, by name (``curves``, ``ops``, ``cost``; ``e2nas_gamma``/``e2nas_eps`` only when
+def group_figures(group: Group, records: dict[str, dict[str, Any]], optima: dict[str, float] | None = None
+                  ) -> dict[str, Figure]:  # fmt: skip
+    """Every figure of a group, by name (``curves``, ``anytime`` (with regret rows when ``optima`` gives the
+    benchmark's best test accuracy per dataset), ``losses``, ``ops``, ``cost``; ``e2nas_gamma``/``e2nas_eps`` only when
     E2NAS runs with ``gamma``/``eps`` hparams exist; ``curves`` only when a benchmark dataset has values)."""
     colors, styles = palette(group.runs), linestyles(group.runs)
     datasets = group.bench_datasets
     figs: dict[str, Figure] = {}
     if datasets and not group.epochs.empty and group.epochs[[f"{d}_test" for d in datasets]].notna().any().any():
         figs["curves"] = search_curves(group.epochs, datasets, colors, styles)
+        figs["anytime"] = anytime_curves(group.epochs, datasets, optima, colors, styles)
+    if not group.epochs.empty and group.epochs[["train_loss", "valid_loss"]].notna().any().any():
+        figs["losses"] = loss_curves(group.epochs, colors, styles)
     figs["ops"] = op_distribution(group.runs)
     abl = ablation_frame(group.runs, records)
     if not abl.empty and datasets:

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from .. import load_runs, open_benchmark
 from ..errors import StoreError
-from ..store import load_runs
 from .aggregate import Group, group_runs
 from .tables import (
     NOT_IN_BENCH,
@@ -50,14 +50,6 @@ class Report:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %z"))
 
 
-def _open_benchmark(benchmark):
-    if benchmark is None or hasattr(benchmark, "optimum"):
-        return benchmark
-    from ..benchmarks import open_benchmark
-
-    return open_benchmark(benchmark)
-
-
 def build_report(results: Path, benchmark=None, published: bool = True) -> Report:
     """Load ``results`` and build the tables; StoreError when it holds no finished run."""
     results = Path(results)
@@ -65,7 +57,7 @@ def build_report(results: Path, benchmark=None, published: bool = True) -> Repor
     if loaded.runs.empty:
         extra = f" ({len(loaded.problems)} unreadable: {'; '.join(loaded.problems)})" if loaded.problems else ""
         raise StoreError(f"no finished runs under {results}; run `nas-suite run` first{extra}")
-    bench = _open_benchmark(benchmark)
+    bench = benchmark if benchmark is None or hasattr(benchmark, "optimum") else open_benchmark(benchmark)
     pub = load_published() if published else None
     groups = group_runs(loaded.runs, loaded.epochs, loaded.records)
     problems = list(loaded.problems)
@@ -200,6 +192,10 @@ dl.prov dt{font-weight:bold;margin-top:.4em} dl.prov dd{margin-left:1.5em;font-s
 FIGURE_CAPTIONS = {
     "curves": "Benchmark test accuracy of the cell derived after each epoch; line = mean over seeds, band = lowest "
               "to highest seed.",
+    "anytime": "Anytime performance: test accuracy of the current derived cell (and regret to the benchmark "
+               "optimum, when known) against the run's cumulative wall-clock seconds, log x; line = mean, band = 95% "
+               "t-interval over seeds.",
+    "losses": "Mean weight-step (train) and arch-step (valid) loss per epoch; band = lowest to highest seed.",
     "ops": "Operations on the 6 edges of the final cells, per method (counts annotated).",
     "e2nas_gamma": "E2NAS ablation: final test accuracy vs the gamma schedule; points = seeds, bar = mean.",
     "e2nas_eps": "E2NAS ablation: final test accuracy vs epsilon; points = seeds, bar = mean.",
