@@ -18,7 +18,7 @@ import seaborn as sns
 from scipy import stats as sst
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from ..space import OPS, Cell
 from .aggregate import METHOD_ORDER, Group, setting_key
@@ -194,6 +194,10 @@ def anytime_curves(epochs: pd.DataFrame, datasets: list[str], optima: dict[str, 
             axes[1][j].set_ylabel(f"regret to the {name} optimum (%)")
         for i in range(rows):
             axes[i][j].set_xscale("log")
+            # plain numbers at 1, 2, 5 x 10^k only: the default minor labels overlap on a short time span
+            axes[i][j].xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axes[i][j].xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axes[i][j].xaxis.set_minor_formatter(NullFormatter())
             axes[i][j].set_xlabel("search wall-clock (s, log)")
             _style(axes[i][j])
     _legend_outside(fig, axes[0][0])
