@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from nasbench_suite.config import setting
 from nasbench_suite.method import ce_and_acc, register
 
 from .darts_v1 import AlphaMethod, KeepArchGradMixin
@@ -38,7 +39,7 @@ class DartsV2(KeepArchGradMixin, AlphaMethod):
     @dataclass(frozen=True)
     class Hparams:
         #: finite-difference step of the Hessian-vector product: R = unrolled_r / ||dL_valid/dw'||
-        unrolled_r: float = 0.01
+        unrolled_r: float = setting(0.01, gt=0, le=1e6)
 
     def unrolled_arch_grad(self, train_batch, valid_batch) -> tuple[torch.Tensor, torch.Tensor, float]:
         """The reference's unrolled gradient of alpha; returns (grad, valid loss at w', valid accuracy)."""

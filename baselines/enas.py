@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 from torch.distributions.categorical import Categorical
 
+from nasbench_suite.config import setting
 from nasbench_suite.method import OneShotMethod, ce_and_acc, register
 from nasbench_suite.space import NUM_EDGES, NUM_OPS, Cell
 
@@ -91,20 +92,21 @@ class ENAS(OneShotMethod):
 
     @dataclass(frozen=True)
     class Hparams:
-        controller_steps: int = 50  # controller updates per epoch
-        controller_aggregate: int = 20  # samples averaged per update
-        entropy_weight: float = 1e-4
-        baseline_decay: float = 0.99
-        controller_lr: float = 1e-3
-        controller_betas: tuple[float, float] = (0.0, 0.999)
-        controller_eps: float = 1e-3
-        controller_weight_decay: float = 0.0  # NB201's ENAS.config has none; NATS-Bench's unified script 1e-3
-        controller_clip: float = 5.0
-        lstm_size: int = 32
-        lstm_layers: int = 2
-        tanh_constant: float = 2.5
-        temperature: float = 5.0
-        epoch_samples: int = 10  # candidates for the per-epoch cell; the last epoch uses select_candidates
+        controller_steps: int = setting(50, ge=1, le=1_000_000)  # controller updates per epoch
+        controller_aggregate: int = setting(20, ge=1, le=100_000)  # samples averaged per update
+        entropy_weight: float = setting(1e-4, ge=0, le=1e6)
+        baseline_decay: float = setting(0.99, ge=0, le=1)
+        controller_lr: float = setting(1e-3, gt=0, le=100)
+        controller_betas: tuple[float, float] = setting((0.0, 0.999), ge=0, lt=1)
+        controller_eps: float = setting(1e-3, gt=0, le=1)
+        # NB201's ENAS.config has no weight decay; NATS-Bench's unified script 1e-3
+        controller_weight_decay: float = setting(0.0, ge=0, lt=1)
+        controller_clip: float = setting(5.0, gt=0)
+        lstm_size: int = setting(32, ge=1, le=4096)
+        lstm_layers: int = setting(2, ge=1, le=64)
+        tanh_constant: float = setting(2.5, gt=0, le=1e6)
+        temperature: float = setting(5.0, gt=0, le=1e6)
+        epoch_samples: int = setting(10, ge=1, le=15_625)  # per-epoch candidates; the last epoch: select_candidates
 
     def setup(self, ctx):
         super().setup(ctx)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from nasbench_suite.config import setting
 from nasbench_suite.method import ce_and_acc, register
 
 from .darts_v1 import AlphaMethod, KeepArchGradMixin
@@ -39,8 +40,8 @@ class GDAS(KeepArchGradMixin, AlphaMethod):
 
     @dataclass(frozen=True)
     class Hparams:
-        tau_max: float = 10.0
-        tau_min: float = 0.1
+        tau_max: float = setting(10.0, gt=0, le=1e6)
+        tau_min: float = setting(0.1, gt=0, le=1e6)
 
     def setup(self, ctx):
         super().setup(ctx)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nasbench_suite.config import setting
 from nasbench_suite.method import ce_and_acc, register
 from nasbench_suite.space import EDGES, NUM_NODES, NUM_OPS, Cell, all_ops_array, sample_cell
 
@@ -47,7 +48,7 @@ def sample_urs_cell(rng: np.random.Generator) -> Cell:
 
 def top_cells_by_log_prob(alpha: torch.Tensor, k: int) -> list[Cell]:
     """The ``k`` cells with the largest summed ``log_softmax(alpha)`` (stable order on ties)."""
-    logp = torch.log_softmax(alpha.detach().float(), -1).cpu().numpy()
+    logp = torch.log_softmax(alpha.detach(), -1).cpu().numpy()  # alpha's own dtype (float64 in the regression)
     ops = all_ops_array()
     scores = logp[np.arange(logp.shape[0])[None, :], ops].sum(1)
     order = np.argsort(-scores, kind="stable")[: max(0, min(k, len(ops)))]
@@ -62,13 +63,9 @@ class SETN(AlphaMethod):
     class Hparams:
         #: "dynamic" = one uniform cell per step (the script); "urs" = one cell per search layer, the
         #: reference's forward_urs (commented out in the script)
-        weight_sampling: str = "dynamic"
+        weight_sampling: str = setting("dynamic", choices=("dynamic", "urs"))
         #: the script's SETN weight step does not clip; true applies the protocol's grad_clip
         clip_weight_grads: bool = False
-
-        def __post_init__(self):
-            if self.weight_sampling not in ("dynamic", "urs"):
-                raise ValueError(f"weight_sampling must be 'dynamic' or 'urs', got {self.weight_sampling!r}")
 
     def sample_weight_cells(self) -> Cell | list[Cell]:
         rng = self.ctx.rng

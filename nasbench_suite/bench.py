@@ -144,9 +144,13 @@ def _concat(xs) -> torch.Tensor:
 class ReferenceStepper:
     """One method's NB201 script step on the xautodl network (eager fp32, exactly the script's sequence)."""
 
-    def __init__(self, method: str, protocol, device: torch.device):
+    def __init__(self, method: str, protocol, device: torch.device, seed: int = 0):
         p = protocol
         self.method, self.kind = method, REFERENCE_KIND[method]
+        # The uniformly random cells of RSPS's and SETN's weight steps: drawn as ours draws them (numpy, seeded
+        # alike) instead of the scripts' python `random.choice`, so both sides train the same cells and the test can
+        # compare their losses; the drawing itself is a negligible part of a step.
+        self.rng = np.random.default_rng(seed)
         self.net = reference_network(self.kind, p.C, p.N, 10, p.affine, p.track_running_stats).to(device)
         self.net.train()
         weights = self.net.get_weights() if hasattr(self.net, "get_weights") else self.net.parameters()
@@ -200,13 +204,13 @@ class ReferenceStepper:
             loss = self._weight_step(x, y)
             return {"train_loss": loss.item(), "valid_loss": arch_loss.item()}
         if self.method == "setn":
-            net.set_cal_mode("dynamic", net.dync_genotype(True))
+            net.set_cal_mode("dynamic", self._random_structure())
             loss = self._weight_step(x, y)
             net.set_cal_mode("joint")
             arch_loss = self._arch_step(xv, yv)
             return {"train_loss": loss.item(), "valid_loss": arch_loss.item()}
         if self.method == "rsps":
-            net.random_genotype(True)
+            net.arch_cache = self._random_structure()  # what random_genotype(True) sets
             return {"train_loss": self._weight_step(x, y).item()}
         if self.method == "enas":
             self.controller.eval()
@@ -215,6 +219,13 @@ class ReferenceStepper:
             net.update_arch(sampled)
             return {"train_loss": self._weight_step(x, y).item()}
         raise ValueError(self.method)
+
+    def _random_structure(self):
+        from xautodl.models.cell_searchs.genotypes import Structure
+
+        from .space import sample_cell
+
+        return Structure.str2structure(sample_cell(self.rng).arch_str)
 
     # DARTS-V2.py: backward_step_unrolled + _hessian_vector_product (without the DataParallel ``.module``)
     def _unrolled_arch_grad(self, x, y, xv, yv) -> torch.Tensor:
@@ -453,7 +464,7 @@ def bench_one(method: str, *, size: str = "search", device: str | torch.device =
     torch.manual_seed(seed)
     random.seed(seed)
     has_ref = reference and method in REFERENCE_KIND
-    ref = ReferenceStepper(method, p, device) if has_ref else None
+    ref = ReferenceStepper(method, p, device, seed) if has_ref else None
     ours = OurStepper(
         method, config, device,
         ref_state=ref.initial_state() if ref else None,

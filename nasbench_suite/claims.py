@@ -155,6 +155,21 @@ def stale_reason(holder: dict[str, Any], age_s: float, stale_after_s: float) -> 
     return None
 
 
+def live_holder(run_dir: Path, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> dict[str, Any] | None:
+    """The claim's content while another live process holds ``run_dir``'s run; None when nobody (alive) does."""
+    path = Path(run_dir) / CLAIM_FILE
+    holder = _read(path)
+    if holder is None:
+        return None
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    if not holder:
+        return {"pid": "?", "host": "?"} if age <= stale_after_s else None
+    return holder if stale_reason(holder, age, stale_after_s) is None else None
+
+
 def acquire(run_dir: Path, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> Claim:
     """Claim the run in ``run_dir`` for this process; :class:`ClaimHeld` if another live process holds it."""
     run_dir = Path(run_dir)

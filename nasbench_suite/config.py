@@ -6,6 +6,11 @@ class (``Method.Hparams``). Resolution order, later wins: Protocol defaults < pr
 the user's ``--set key=value``. Keys form one flat namespace (protocol fields and the method's hparam fields), so
 ``--set epochs=3 --set eps=0.25`` reads naturally; an unknown key or a value of the wrong type is a
 :class:`ConfigError` that lists what is valid.
+
+Every key declares its valid values beside its default, one line each: ``lr: float = setting(0.025, gt=0)``
+(bounds ``ge``/``gt``/``le``/``lt``, a set ``choices=(...)``, or a ``check`` function raising ValueError; booleans
+are their own set). :func:`resolve` refuses a value outside them with one line naming the key, the value, the
+range and where the value came from, so a whole plan is checked before anything runs.
 """
 
 from __future__ import annotations
@@ -16,47 +21,132 @@ import json
 import math
 from dataclasses import dataclass, field, fields
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
 from .errors import ConfigError
 
+AMP_MODES = ("off", "bf16")  # the Protocol's mixed-precision modes (supernet.AMP_DTYPES maps them to dtypes)
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # torch.compile modes of the mixture forward
+
+#: The largest seed (and split seed): numpy and torch take it, and every seed derived from it, without overflow.
+MAX_SEED = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of one setting. Bounds apply to numbers (each element of a tuple); ``None`` always passes
+    for an optional key (it means "the default behaviour"); ``check`` raises ValueError for a bad value."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple[Any, ...] | None = None
+    check: Callable[[Any], Any] | None = None
+    doc: str = ""  # what ``check`` accepts, for messages and docs
+
+    def describe(self) -> str:
+        """``> 0 and <= 1``, ``one of 'off', 'bf16'``, or the ``doc`` of a check."""
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        parts = [f"{op} {_num(v)}" for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+                 if v is not None]  # fmt: skip
+        return " and ".join(parts) or self.doc or "any value"
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not valid (None: it is)."""
+        if value is None:
+            return None
+        if isinstance(value, tuple):
+            return next((p for p in map(self.problem, value) if p), None)
+        if self.choices is not None and value not in self.choices:
+            return self.describe()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            ok = ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                  and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))  # fmt: skip
+            if not ok:
+                return self.describe()
+        if self.check is not None:
+            try:
+                self.check(value)
+            except (TypeError, ValueError) as e:
+                return self.doc or str(e)
+        return None
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
+
+
+def setting(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None, choices: tuple[Any, ...] | None = None, check: Callable[[Any], Any] | None = None,
+            doc: str = "") -> Any:  # fmt: skip
+    """A dataclass field with its valid values declared beside its default: ``lr: float = setting(0.025, gt=0)``."""
+    rng = Range(ge, gt, le, lt, tuple(choices) if choices is not None else None, check, doc)
+    return field(default=default, metadata={"valid": rng})
+
+
+def valid_range(f: dataclasses.Field) -> Range | None:
+    """The declared range of a field (None: undeclared; a boolean needs none)."""
+    return f.metadata.get("valid")
+
+
+def check_ranges(obj: Any, sources: Mapping[str, str] | None = None) -> None:
+    """Refuse (ConfigError, one line) the first field of dataclass ``obj`` outside its declared range."""
+    for f in fields(obj):
+        rng = valid_range(f)
+        value = getattr(obj, f.name)
+        why = rng.problem(value) if rng is not None else None
+        if why is not None:
+            src = f" (from {sources[f.name]})" if sources and f.name in sources else ""
+            raise ConfigError(f"{f.name}={value!r} is out of range: it must be {why}{src}")
+
 
 @dataclass(frozen=True)
 class Protocol:
-    """Everything the runner needs that is shared by all methods (numbers from the protocol spec)."""
+    """Everything the runner needs that is shared by all methods (numbers from the protocol spec).
+
+    Each key's valid values are declared beside its default (:func:`setting`); a new key is one line.
+    """
 
     name: str = "quick"
-    dataset: str = "digits"
-    C: int = 16
-    N: int = 5
-    epochs: int = 250
-    batch_size: int = 64
-    lr: float = 0.025
-    lr_min: float = 0.001
-    lr_tmax: int | None = None
-    momentum: float = 0.9
+    dataset: str = setting("digits", doc="a dataset name (checked against the data sources)")
+    C: int = setting(16, ge=1, le=1024)
+    N: int = setting(5, ge=1, le=100)
+    epochs: int = setting(250, ge=1, le=100_000)
+    batch_size: int = setting(64, ge=1, le=1_000_000)  # (and at most the search split: checked with the data)
+    lr: float = setting(0.025, gt=0, le=100)
+    lr_min: float = setting(0.001, ge=0, le=100)  # (and at most lr)
+    lr_tmax: int | None = setting(None, ge=1, le=1_000_000)
+    momentum: float = setting(0.9, ge=0, lt=1)
     nesterov: bool = True
-    weight_decay: float = 5e-4
-    grad_clip: float = 5.0
-    arch_lr: float = 3e-4
-    arch_betas: tuple[float, float] = (0.5, 0.999)
-    arch_weight_decay: float = 1e-3
+    weight_decay: float = setting(5e-4, ge=0, lt=1)
+    grad_clip: float = setting(5.0, ge=0)  # 0 = no clipping
+    arch_lr: float = setting(3e-4, gt=0, le=100)
+    arch_betas: tuple[float, float] = setting((0.5, 0.999), ge=0, lt=1)
+    arch_weight_decay: float = setting(1e-3, ge=0, lt=1)
     affine: bool = False
     track_running_stats: bool = False
-    select_batch_size: int = 512
-    select_candidates: int = 100
+    select_batch_size: int = setting(512, ge=1, le=1_000_000)
+    select_candidates: int = setting(100, ge=1, le=15_625)
     # Derive (and look up) the cell after every k-th epoch and always after the last; 0 = after the last only.
     # Derivation never changes the search (own RNG streams, eval mode): it is logging, costly for scored methods.
-    derive_every: int = 1
-    split_seed: int = 0
-    steps_per_epoch: int | None = None  # None = one pass over the weight split
+    derive_every: int = setting(1, ge=0, le=1_000_000)
+    split_seed: int = setting(0, ge=0, le=MAX_SEED)
+    steps_per_epoch: int | None = setting(None, ge=1, le=10_000_000)  # None = one pass over the weight split
     # Opt-in execution options for GPUs (docs/performance.md); the defaults are exact fp32 eager everywhere.
-    amp: str = "off"  # "bf16": autocast the supernet forward in bfloat16 (changes numerics)
+    amp: str = setting("off", choices=AMP_MODES)  # "bf16": autocast the supernet forward (changes numerics)
     tf32: bool = False  # TF32 matmuls/convolutions on CUDA (changes numerics)
     channels_last: bool = False  # channels-last activations (cuDNN's fast layout with bf16)
-    compile: str = "off"  # torch.compile the mixture forward: default | reduce-overhead | max-autotune
+    compile: str = setting("off", choices=COMPILE_MODES)  # torch.compile the mixture forward
+    # Numerics (nasbench_suite/numerics.py). The regression check runs float64 with oneDNN off so that its numbers
+    # do not depend on the CPU's instruction set; real searches keep the fast defaults.
+    # dtype: every tensor of the run (supernet, data, arch parameters, optimisers); numerics.DTYPES maps the names
+    dtype: str = setting("float32", choices=("float32", "float64"))
+    onednn: bool = True  # oneDNN CPU kernels (their float32 summation order depends on the instruction set)
+    deterministic: bool = False  # torch.use_deterministic_algorithms for the run
 
     def lr_at(self, epoch: int) -> float:
         """Cosine schedule stepped once per epoch (xautodl's CosineAnnealingLR; period ``lr_tmax`` or epochs)."""
@@ -233,12 +323,15 @@ def resolve(spec: RunSpec, hparams_cls: type, method_name: str) -> ResolvedConfi
     pvals = {k: v for k, v in values.items() if k in ptypes}
     hvals = {k: v for k, v in values.items() if k in htypes}
     protocol = Protocol(name=spec.protocol, **pvals)
-    if protocol.epochs < 1 or protocol.batch_size < 1:
-        raise ConfigError("epochs and batch_size must be at least 1")
+    check_ranges(protocol, sources)
+    if protocol.lr_min > protocol.lr:
+        raise ConfigError(f"lr_min={protocol.lr_min!r} is out of range: it must be <= lr={protocol.lr!r} "
+                          f"(from {sources.get('lr_min', 'the defaults')})")  # fmt: skip
     try:
         hparams = hparams_cls(**hvals)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"bad hyperparameters for {method_name}: {e}") from None
+    check_ranges(hparams, sources)
     return ResolvedConfig(protocol, hparams, sources)
 
 
@@ -253,13 +346,16 @@ def _type_name(typ: Any) -> str:
 
 def describe_settings(method_cls: Any, protocol: str = "quick") -> tuple[dict[str, dict], dict[str, dict]]:
     """What ``--set`` accepts for a method class under ``protocol``: (protocol keys, the method's own keys), each
-    ``{key: {"type", "default", "source"}}``: the value this method resolves to and where it comes from (a
+    ``{key: {"type", "default", "valid", "source"}}`` (``valid``: the declared range): the value this method resolves to and where it comes from (a
     per-method preset value has source ``preset <protocol> (<method>)``)."""
     resolved = resolve(RunSpec(method_cls.name, 0, protocol), method_cls.Hparams, method_cls.name)
     ptypes, htypes = _field_types(Protocol), _field_types(method_cls.Hparams)
+    ranges = {f.name: valid_range(f) for cls in (Protocol, method_cls.Hparams) for f in fields(cls)}
 
     def entry(typ: Any, value: Any, key: str) -> dict[str, Any]:
-        return {"type": _type_name(typ), "default": value, "source": resolved.sources.get(key, "default")}
+        rng = ranges.get(key)
+        valid = rng.describe() if rng is not None else ("true or false" if typ is bool else "any value")
+        return {"type": _type_name(typ), "default": value, "valid": valid, "source": resolved.sources.get(key, "default")}
 
     proto = {k: entry(ptypes[k], getattr(resolved.protocol, k), k) for k in PROTOCOL_KEYS}
     own = {k: entry(htypes[k], getattr(resolved.hparams, k), k) for k in htypes}

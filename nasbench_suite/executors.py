@@ -67,7 +67,17 @@ def run_inprocess(
 _SLOT: dict[str, Any] = {}
 
 
+def _on_term(signum, frame) -> None:
+    raise KeyboardInterrupt  # unwinds the run: its claim is released, its last checkpoint kept
+
+
 def _init_worker(slots, threads: int) -> None:
+    import signal
+
+    # SIGTERM (the parent passing on its own, or a scheduler's) ends a worker's run like Ctrl-C; a Ctrl-C in the
+    # terminal reaches the workers too and is left to the parent, which ends them with SIGTERM.
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _SLOT["slot"] = slots.get()
     import torch
 
@@ -94,7 +104,8 @@ def run_pool(
         slots.put(i)
     threads = max(1, (os.cpu_count() or 1) // workers)
     outcomes: dict[str, Outcome] = {}
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(slots, threads)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(slots, threads))
+    try:
         futures = {pool.submit(_pool_task, spec, options): spec for spec in plan}
         for fut in as_completed(futures):
             spec = futures[fut]
@@ -105,4 +116,14 @@ def run_pool(
             outcomes[spec.run_id] = out
             if on_outcome:
                 on_outcome(out)
+    except BaseException:  # interrupted (SIGINT/SIGTERM in the parent): stop the workers' runs the same way
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: each worker's run unwinds and releases its claim
+        for proc in procs:
+            proc.join(timeout=60)
+        raise
+    pool.shutdown(wait=True)
     return [outcomes[s.run_id] for s in plan]

@@ -170,9 +170,24 @@ def ce_and_acc(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor
     return F.cross_entropy(logits, target), accuracy(logits.detach(), target)
 
 
+def plain_state(obj: Any) -> Any:
+    """``obj`` with numpy arrays and scalars turned into lists and numbers (dicts, lists, tuples kept).
+
+    Checkpoints are loaded with ``torch.load(weights_only=True)``, which accepts tensors and plain python data
+    but no numpy objects; numpy's RNG setters take the lists back as they are.
+    """
+    if isinstance(obj, dict):
+        return {k: plain_state(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain_state(v) for v in obj)
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return obj.tolist()
+    return obj
+
+
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    """A picklable snapshot of a numpy generator."""
-    return rng.bit_generator.state
+    """A snapshot of a numpy generator in plain python data (fits a ``weights_only`` checkpoint)."""
+    return plain_state(rng.bit_generator.state)
 
 
 def set_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:

@@ -8,8 +8,10 @@ ends with the same record (cells and losses) as an uninterrupted run on the same
 
 from __future__ import annotations
 
+import copy
 import io
 import platform
+import re
 import random
 import subprocess
 import time
@@ -26,11 +28,13 @@ from .benchmarks import Benchmark, open_benchmark
 from .config import RunSpec, resolve
 from .data import BatchStream, load_dataset, search_split
 from .errors import StoreError
-from .method import SearchContext, get_method, rng_state, set_rng_state
+from .method import SearchContext, get_method, plain_state, rng_state, set_rng_state
+from .numerics import numerics, torch_dtype
 from .store import SCHEMA_VERSION, Store, atomic_write_bytes
 from .supernet import Supernet, SupernetConfig
 
-CHECKPOINT_VERSION = 1
+# 2: plain data only, loaded with torch.load(weights_only=True); a version-1 file (numpy RNG state) is set aside
+CHECKPOINT_VERSION = 2
 #: how often candidate scoring reports progress (seconds), so a long selection is never silent
 SELECT_PROGRESS_S = 5.0
 
@@ -78,7 +82,9 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_snapshot() -> dict[str, Any]:
-    snap = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    # numpy's legacy state as a dict of lists and numbers: a checkpoint holds plain data only (weights_only load)
+    snap = {"python": random.getstate(), "numpy": plain_state(np.random.get_state(legacy=False)),
+            "torch": torch.get_rng_state()}  # fmt: skip
     if torch.cuda.is_available():
         snap["cuda"] = torch.cuda.get_rng_state_all()
     return snap
@@ -90,6 +96,16 @@ def _rng_restore(snap: dict[str, Any]) -> None:
     torch.set_rng_state(snap["torch"])
     if "cuda" in snap and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(snap["cuda"])
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why a checkpoint was refused (torch's weights_only message runs over many lines)."""
+    text = str(exc)
+    refused = re.search(r"GLOBAL ([\w.]+)", text)  # "Unsupported global: GLOBAL x.y" / "unsupported GLOBAL x.y"
+    if refused:
+        return f"it refers to {refused.group(1)}, which a checkpoint never holds; not loaded"
+    first = (text.strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def apply_protocol_fast_options(supernet: Supernet, p) -> None:
@@ -119,41 +135,49 @@ class Run:
         self.benchmark = benchmark if benchmark is not None else open_benchmark(options.benchmark)
         self.device = torch.device(options.device)
 
-        seed_everything(spec.seed)
-        self.dataset = load_dataset(p.dataset, options.data_root)
-        split = search_split(self.dataset, p.split_seed)
-        stream = dict(device=self.device, batch_size=p.batch_size)
-        self.train_stream = BatchStream.from_part(split.train, self.dataset, seed=spec.seed * 2 + 1, **stream)
-        self.valid_stream = BatchStream.from_part(split.valid, self.dataset, seed=spec.seed * 2 + 2, **stream)
-        self._valid_part = split.valid
-        self.steps_per_epoch = p.steps_per_epoch or self.train_stream.steps_per_epoch
+        # Everything the run creates (supernet, data, arch parameters, controllers) follows the protocol's numerics.
+        with self.numerics():
+            seed_everything(spec.seed)
+            self.dataset = load_dataset(p.dataset, options.data_root)
+            split = search_split(self.dataset, p.split_seed)
+            stream = dict(device=self.device, batch_size=p.batch_size, dtype=torch_dtype(p.dtype))
+            self.train_stream = BatchStream.from_part(split.train, self.dataset, seed=spec.seed * 2 + 1, **stream)
+            self.valid_stream = BatchStream.from_part(split.valid, self.dataset, seed=spec.seed * 2 + 2, **stream)
+            self._valid_part = split.valid
+            self.steps_per_epoch = p.steps_per_epoch or self.train_stream.steps_per_epoch
 
-        self.supernet = Supernet(
-            SupernetConfig(p.C, p.N, self.dataset.num_classes, p.affine, p.track_running_stats)
-        ).to(self.device)
-        apply_protocol_fast_options(self.supernet, p)
-        self.w_optimizer = torch.optim.SGD(
-            self.supernet.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay
-        )
-        self.method = cls(self.config.hparams)
-        self.ctx = SearchContext(
-            supernet=self.supernet,
-            protocol=p,
-            device=self.device,
-            seed=spec.seed,
-            epochs=p.epochs,
-            steps_per_epoch=self.steps_per_epoch,
-            rng=np.random.default_rng(spec.seed),
-            w_optimizer=self.w_optimizer,
-            selection_batches=self.selection_batches,
-            # the run's own validation stream (checkpointed here), for methods that need more validation
-            # batches than the one per step (ENAS's controller phase at the end of each epoch)
-            extra={"valid_stream": self.valid_stream},
-        )
-        self.method.setup(self.ctx)
+            self.supernet = Supernet(
+                SupernetConfig(p.C, p.N, self.dataset.num_classes, p.affine, p.track_running_stats)
+            ).to(self.device, torch_dtype(p.dtype))
+            apply_protocol_fast_options(self.supernet, p)
+            self.w_optimizer = torch.optim.SGD(
+                self.supernet.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay
+            )
+            self.method = cls(self.config.hparams)
+            self.ctx = SearchContext(
+                supernet=self.supernet,
+                protocol=p,
+                device=self.device,
+                seed=spec.seed,
+                epochs=p.epochs,
+                steps_per_epoch=self.steps_per_epoch,
+                rng=np.random.default_rng(spec.seed),
+                w_optimizer=self.w_optimizer,
+                selection_batches=self.selection_batches,
+                # the run's own validation stream (checkpointed here), for methods that need more validation
+                # batches than the one per step (ENAS's controller phase at the end of each epoch)
+                extra={"valid_stream": self.valid_stream},
+            )
+            self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
         self._progress: ProgressFn | None = None
+
+    def numerics(self):
+        """The protocol's numerics (dtype, oneDNN, determinism) as a context: entered while the run is built and
+        around every epoch, left in between, so other code in the process keeps its own settings."""
+        p = self.protocol
+        return numerics(p.dtype, p.onednn, p.deterministic)
 
     def selection_batches(self, epoch: int):
         """Validation batches for candidate scoring, from a stream seeded by (seed, epoch): deriving a cell never
@@ -161,7 +185,8 @@ class Run:
         p = self.protocol
         bs = min(p.select_batch_size, len(self._valid_part))
         stream = BatchStream.from_part(
-            self._valid_part, self.dataset, device=self.device, batch_size=bs, seed=10_000 * (self.spec.seed + 1) + epoch
+            self._valid_part, self.dataset, device=self.device, batch_size=bs, seed=10_000 * (self.spec.seed + 1) + epoch,
+            dtype=torch_dtype(p.dtype),
         )
         return stream if self._progress is None else self._counted(stream, epoch)
 
@@ -197,20 +222,7 @@ class Run:
         torch.save(self._state(), buf)
         atomic_write_bytes(self.store.checkpoint_path(self.run_id), buf.getvalue())
 
-    def try_resume(self) -> bool:
-        """Load the last checkpoint if there is a usable one; a corrupt one is set aside, never used."""
-        path = self.store.checkpoint_path(self.run_id)
-        if not path.exists():
-            return False
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-            if state.get("version") != CHECKPOINT_VERSION or state.get("run_id") != self.run_id:
-                raise ValueError("checkpoint of another run or version")
-        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is set aside the same way
-            bad = path.with_name(f"checkpoint.corrupt-{int(time.time())}.pt")
-            path.rename(bad)
-            self._log(f"ignoring unreadable checkpoint of {self.run_id} ({type(e).__name__}); moved to {bad.name}")
-            return False
+    def _apply_state(self, state: dict[str, Any]) -> None:
         self.supernet.load_state_dict(state["supernet"])
         self.method.load_state_dict(state["method"])
         self.w_optimizer.load_state_dict(state["w_optimizer"])
@@ -220,6 +232,33 @@ class Run:
         _rng_restore(state["rng"])
         self.epochs_done = list(state["epochs_done"])
         self.elapsed = float(state["elapsed"])
+
+    def try_resume(self) -> bool:
+        """Load the last checkpoint if there is a usable one; any other is set aside, never used.
+
+        Loaded with ``weights_only=True``: a checkpoint is data (tensors, numbers, strings, lists, dicts), and a
+        planted one that asks for anything else is refused without running it. A checkpoint that is unreadable, of
+        an older format or another run, or that loads but no longer fits the code (a changed network or method
+        state) is moved to ``checkpoint.corrupt-<time>.pt`` and the run starts from scratch, from exactly the state
+        an uninterrupted run starts from.
+        """
+        path = self.store.checkpoint_path(self.run_id)
+        if not path.exists():
+            return False
+        fresh = copy.deepcopy(self._state())  # (state_dict() returns the live tensors)
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+                raise ValueError(f"not a version-{CHECKPOINT_VERSION} nas-suite checkpoint")
+            if state.get("run_id") != self.run_id:
+                raise ValueError(f"a checkpoint of run {state.get('run_id')!r}")
+            self._apply_state(state)
+        except Exception as e:  # noqa: BLE001 - any unusable checkpoint is set aside the same way
+            self._apply_state(fresh)
+            bad = path.with_name(f"checkpoint.corrupt-{int(time.time())}.pt")
+            path.rename(bad)
+            self._log(f"ignoring unreadable checkpoint {path} ({_reason(e)}); moved to {bad.name}, starting afresh")
+            return False
         return True
 
     def _log(self, msg: str) -> None:
@@ -230,6 +269,10 @@ class Run:
     # -- the loop ---------------------------------------------------------------------------------------------
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         """Train one epoch, derive the cell, query the benchmark; return the epoch's metrics line."""
+        with self.numerics():
+            return self._run_epoch(epoch)
+
+    def _run_epoch(self, epoch: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         self.supernet.train()
         for group in self.w_optimizer.param_groups:

@@ -29,8 +29,19 @@ BENCH_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new content, never a mix."""
+    """Write ``data`` to ``path`` so that readers see the old or the new content, never a mix.
+
+    A write that fails (a full disk, a read-only folder, a path under a file) leaves the old file as it was and
+    is a :class:`StoreError` naming ``path``.
+    """
     path = Path(path)
+    try:
+        _atomic_write(path, data)
+    except OSError as e:
+        raise StoreError(f"cannot write {path} ({e.strerror or e})") from None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -133,7 +144,10 @@ def read_record(path: Path) -> dict[str, Any]:
         raise StoreError(f"run record {path} is unreadable ({e})") from None
     if not isinstance(rec, dict) or "schema_version" not in rec or "run_id" not in rec:
         raise StoreError(f"run record {path} is not a nas-suite record (no schema_version/run_id)")
-    if rec["schema_version"] > SCHEMA_VERSION:
+    version = rec["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise StoreError(f"run record {path} has schema_version {version!r}, not a number")
+    if version > SCHEMA_VERSION:
         raise StoreError(f"run record {path} has schema {rec['schema_version']}, newer than this tool's {SCHEMA_VERSION}")
     return rec
 
@@ -144,9 +158,12 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     for n, line in enumerate(Path(path).read_text().splitlines(), 1):
         if line.strip():
             try:
-                out.append(json.loads(line))
+                entry = json.loads(line)
             except json.JSONDecodeError as e:
                 raise StoreError(f"{path}:{n} is not JSON ({e})") from None
+            if not isinstance(entry, dict):
+                raise StoreError(f"{path}:{n} is not a JSON object (a {type(entry).__name__})")
+            out.append(entry)
     return out
 
 
@@ -218,6 +235,9 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
         "final_valid_loss": final.get("valid_loss"),
     }
     row.update(_bench_columns(final.get("bench")))
+    for k in ("seed", "epochs", "total_s", "search_s", "final_train_loss", "final_valid_loss", *RUN_COLUMNS[-6:]):
+        if row[k] is not None and (isinstance(row[k], bool) or not isinstance(row[k], (int, float))):
+            raise TypeError(f"{k} is {row[k]!r}, not a number")
     return row
 
 
@@ -233,8 +253,12 @@ def load_runs(root: str | Path, records: Iterable[str] | None = None) -> LoadedR
             continue
         if rec.get("status") != "done":
             continue
+        try:  # a record with the keys but wrong types inside is a problem of that record, not of the report
+            row = record_row(rec)
+        except (AttributeError, TypeError, ValueError, KeyError) as e:
+            problems.append(f"run record {store.record_path(run_id)} is malformed ({e}); left out")
+            continue
         recs[run_id] = rec
-        row = record_row(rec)
         rows.append(row)
         mpath = store.metrics_path(run_id)
         if not mpath.exists():
@@ -242,19 +266,27 @@ def load_runs(root: str | Path, records: Iterable[str] | None = None) -> LoadedR
             continue
         try:
             epochs = read_metrics(mpath)
+            ep_rows = []
+            elapsed = 0.0
+            for ep in epochs:
+                erow = {k: row[k] for k in ("run_id", "method", "variant", "seed", "protocol", "dataset")}
+                # every scalar the epoch line holds (a method's own: tau, gamma, novelty, ...), then fixed columns
+                erow.update({k: v for k, v in ep.items()
+                             if k != "wall_s" and (isinstance(v, (int, float, str, bool)) or v is None)})  # fmt: skip
+                erow.update({k: ep.get(k) for k in ("epoch", "arch", "train_loss", "train_acc", "valid_loss",
+                                                    "valid_acc")})  # fmt: skip
+                erow["epoch_s"] = ep.get("wall_s")
+                elapsed += float(ep.get("wall_s") or 0.0)
+                erow["elapsed_s"] = elapsed
+                erow.update(_bench_columns(ep.get("bench")))
+                ep_rows.append(erow)
         except StoreError as e:
             problems.append(str(e))
             continue
-        elapsed = 0.0
-        for ep in epochs:
-            erow = {k: row[k] for k in ("run_id", "method", "variant", "seed", "protocol", "dataset")}
-            # every scalar the epoch line holds (a method's own: tau, gamma, novelty, ...), then the fixed columns
-            erow.update({k: v for k, v in ep.items() if k != "wall_s" and (isinstance(v, (int, float, str, bool)) or v is None)})
-            erow["epoch_s"] = ep.get("wall_s")
-            elapsed += float(ep.get("wall_s") or 0.0)
-            erow["elapsed_s"] = elapsed
-            erow.update(_bench_columns(ep.get("bench")))
-            erows.append(erow)
+        except (AttributeError, TypeError) as e:
+            problems.append(f"{mpath} is malformed ({e}); its curves are left out")
+            continue
+        erows.extend(ep_rows)
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
     extra = sorted({k for e in erows for k in e} - set(EPOCH_COLUMNS))
     epochs_df = pd.DataFrame(erows, columns=EPOCH_COLUMNS + extra)

@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import AMP_MODES, COMPILE_MODES
 from .space import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, Cell
 
 NONE, SKIP, CONV1, CONV3, POOL = range(NUM_OPS)
@@ -264,7 +265,8 @@ def inv_count(h: torch.Tensor) -> torch.Tensor:
     t = _INV.get(key)
     if t is None:
         ones = torch.ones(1, 1, H, W, device=h.device, dtype=torch.float32)
-        t = _INV[key] = (1.0 / F.conv2d(ones, torch.ones(1, 1, 3, 3, device=h.device), padding=1)).to(h.dtype)
+        kernel = torch.ones(1, 1, 3, 3, device=h.device, dtype=torch.float32)
+        t = _INV[key] = (1.0 / F.conv2d(ones, kernel, padding=1)).to(h.dtype)
     return t
 
 
@@ -359,7 +361,7 @@ class Supernet(nn.Module):
                     h = layer(h)
             h = F.relu(self.lastact(h))
             logits = self.classifier(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
-        return logits.float()
+        return logits.to(self.classifier.weight.dtype)  # fp32 under bf16 autocast; a float64 run stays float64
 
     @property
     def _plan(self) -> list[tuple[bool, nn.Module]]:
@@ -428,8 +430,7 @@ def _as_index(index) -> tuple[int, ...]:
     return idx
 
 
-AMP_DTYPES = {"off": None, "bf16": torch.bfloat16}
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+AMP_DTYPES = dict(zip(AMP_MODES, (None, torch.bfloat16), strict=True))
 
 
 def apply_fast_options(net: Supernet, amp: str = "off", channels_last: bool | None = None, compile: str = "off") -> None:

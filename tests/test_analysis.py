@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from nasbench_suite.analysis import render_report
 from nasbench_suite.analysis.aggregate import group_runs
@@ -329,8 +330,11 @@ def test_op_distribution_shows_skip_collapse(results: Path):
     ax = group_figures(groups[0], loaded.records)["ops"].axes[0]
     assert ax.get_xlabel() and ax.get_title() == "Operations in the found cells"
     assert len(ax.patches) == len(OPS) * 3  # one bar segment per op and variant
-    skip_bar = [p for p in ax.patches if p.get_label() != "_nolegend_"]  # sanity: bars exist
-    assert skip_bar or ax.patches
+    # each variant's segments are the op shares of its final cells' edges, drawn in OPS order
+    widths = np.array([p.get_width() for p in ax.patches]).reshape(len(OPS), 3)
+    shares = (counts.T / counts.sum(axis=1)).to_numpy()
+    assert np.allclose(widths, shares)
+    assert np.allclose(widths.sum(axis=0), 1.0)
 
 
 def test_e2nas_ablation_figures(tmp_path: Path):
@@ -402,14 +406,16 @@ def test_regress_green_on_fresh_baseline(baseline: Path, tmp_path: Path):
     from nasbench_suite.analysis import regress
 
     plan = json.loads((baseline / "plan.json").read_text())
-    assert plan["overrides"] == TINY["overrides"] and plan["rtol"] == 1e-4 and plan["atol"] == 1e-5
+    assert plan["overrides"] == TINY["overrides"] and plan["rtol"] == 1e-10 and plan["atol"] == 1e-10
+    assert plan["machine"]["isa"] and plan["machine"]["torch"] == torch.__version__  # where the baseline came from
     facts = json.loads((baseline / "rsps.json").read_text())
     assert [e["epoch"] for e in facts["epochs"]] == [0, 1]
     Cell.parse(facts["final_arch"])
-    assert set(facts["epochs"][0]) == {"epoch", "arch", "train_loss", "valid_loss"}
+    assert set(facts["epochs"][0]) == {"epoch", "arch", "train_loss", "valid_loss"} and facts["machine"]["cpu"]
     rep = regress(baseline, methods=METHODS, workdir=tmp_path / "work")
     assert rep.ok, rep.format()
     assert rep.checked == METHODS and "OK: no regression" in rep.format()
+    assert "ran on: " in rep.format() and "baseline written on: " in rep.format()
 
 
 @slow

@@ -201,10 +201,18 @@ def test_nb201_tiny_file_round_trip(tiny_pth: Path) -> None:
 
 
 def test_nb201_refuses_weights_only_but_adapter_loads(tiny_pth: Path) -> None:
-    # The premise of the adapter's deliberate weights_only=False: numpy scalars make the default load fail.
+    # The premise of the adapter's allowlisted numpy globals: numpy scalars make the plain weights_only load fail.
     with pytest.raises(pickle.UnpicklingError):
         torch.load(tiny_pth, map_location="cpu", weights_only=True)
     assert NB201Benchmark(tiny_pth).query(TINY_ARCHS[0], "cifar10").test == _expected(0)["cifar10"][1]
+
+
+def test_nb201_raw_pickle_format_loads(tiny_pth: Path, tmp_path: Path) -> None:
+    # The published NB201 files predate torch's zip format: five raw pickles in a row, scanned and then loaded.
+    raw = tmp_path / "NAS-Bench-201-raw.pth"
+    torch.save(torch.load(tiny_pth, weights_only=False), raw, _use_new_zipfile_serialization=False)
+    assert raw.read_bytes()[:1] == b"\x80"
+    assert NB201Benchmark(raw).query(TINY_ARCHS[1], "cifar100") == BenchResult(*_expected(1)["cifar100"])
 
 
 def test_nb201_missing_cells_are_benchmark_errors(tiny_pth: Path) -> None:

@@ -232,13 +232,13 @@ def test_claim_left_on_a_finished_run_is_released_on_the_next_visit(tmp_path):
     from nasbench_suite.config import RunSpec
     from nasbench_suite.runner import RunOptions, run_one
 
-    spec = RunSpec("rsps", 0, "quick", TINY)
+    spec = RunSpec("rsps", 0, "quick", tuple(sorted(TINY.items())))
     opts = RunOptions(results=tmp_path)
     first = run_one(spec, opts)
     run_dir = Store(tmp_path).run_dir(spec.run_id)
-    acquire(run_dir)  # this process's claim ...
-    (run_dir / CLAIM_FILE).write_text(json.dumps({"pid": 2**22 + 12345, "host": os.uname().nodename,
-                                                   "start": "0", "time": 0}))  # ... now a dead process's  # fmt: skip
+    claim = acquire(run_dir)  # this process's claim, in the claim format ...
+    dead = {**claim.info, "pid": 2**22 + 12345, "proc_start": None, "token": "dead-process"}
+    (run_dir / CLAIM_FILE).write_text(json.dumps(dead))  # ... now a dead process's (pids stop below 2**22)
     record_bytes = Store(tmp_path).record_path(spec.run_id).read_bytes()
     again = run_one(spec, opts)
     assert again["final"] == first["final"]

@@ -292,7 +292,9 @@ def test_stochastic_decode_is_seeded_and_gives_a_valid_cell(tiny_vae):
     a1, P1 = m.propose()
     torch.manual_seed(3)
     a2, _ = m.propose()
-    assert a1 == a2 and Cell(a1)
+    assert a1 == a2
+    assert len(a1) == 6 and all(0 <= o < 5 for o in a1)  # six op ids of the NB201 space
+    assert Cell.parse(Cell(a1).arch_str) == Cell(a1)
     assert torch.allclose(P1.sum(-1), torch.ones(6))  # decoder probabilities along the sampled path
     assert m.derive(2) == m.derive(2)  # derive's own generator: repeatable, no global RNG consumed
     state = torch.get_rng_state()

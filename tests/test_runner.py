@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from nasbench_suite.claims import executions
 from nasbench_suite.config import RunSpec
 from nasbench_suite.runner import Run, RunOptions, run_one
 from nasbench_suite.store import Store, load_runs
@@ -44,9 +45,15 @@ def test_finished_run_is_not_repeated_unless_forced(tmp_path):
     first = run_one(spec, opts)
     path = Store(tmp_path).record_path(spec.run_id)
     before = path.read_bytes()
+    run_dir = Store(tmp_path).run_dir(spec.run_id)
+    assert len(executions(run_dir)) == 1
     again = run_one(spec, opts)
     assert json.loads(json.dumps(first)) == again and path.read_bytes() == before
+    assert len(executions(run_dir)) == 1  # the stored record was returned: nothing executed
     forced = run_one(spec, RunOptions(results=tmp_path, force=True))
+    assert len(executions(run_dir)) == 2  # --force executed the run again ...
+    assert forced["timings"]["per_epoch_s"] != first["timings"]["per_epoch_s"]  # ... with fresh timings
+    assert json.loads(path.read_text()) == json.loads(json.dumps(forced))  # and stored its new record
     assert forced["final"]["arch"] == first["final"]["arch"]  # deterministic on CPU
 
 

@@ -91,7 +91,13 @@ def test_discrete_cell_matches_reference_select():
 def test_per_layer_cells_and_errors():
     net = Supernet(SupernetConfig(C=4, N=1))
     x = torch.randn(2, 3, 8, 8)
-    cells = [Cell.from_index(i) for i in (1, 2, 3)]
-    assert net.forward_cell(x, cells).shape == (2, 10)
+    cells = [Cell((op,) * 6) for op in (3, 1, 4)]  # all-conv3, all-skip, all-pool: each passes its input on
+    out = net.forward_cell(x, cells)
+    assert out.shape == (2, 10)
+    # one cell per search layer: the same cell in every layer is the single-cell forward, and the order matters
+    torch.testing.assert_close(net.forward_cell(x, [cells[0]] * 3), net.forward_cell(x, cells[0]), rtol=0, atol=0)
+    assert not torch.allclose(net.forward_cell(x, cells[::-1]), out)
+    # layer k really uses cells[k]: swapping the cell of the middle stage alone changes the logits
+    assert not torch.allclose(net.forward_cell(x, [cells[0], cells[2], cells[2]]), out)
     with pytest.raises(ValueError):
         net.forward_cell(x, cells[:2])

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from nasbench_suite.errors import ConfigError
+from nasbench_suite.config import setting
 from nasbench_suite.method import OneShotMethod, SearchContext, ce_and_acc, register
 from nasbench_suite.space import NUM_EDGES, NUM_OPS, Cell, all_ops_array
 
@@ -63,26 +64,17 @@ class E2NAS(OneShotMethod):
 
     @dataclass(frozen=True)
     class Hparams:
-        eps: float = 0.5  # complementation weight; 0 = plain single-cell weight step
-        gamma: str = "sig:10"  # exploration weight schedule: "static:g" or "sig:s"
-        archive_size: int = 50  # FIFO of visited cells for the novelty fit; N(z) = 0 until it is full
-        decode_samples: int = 10  # sampled decodes per step under official_stochastic_decode (the mode is used)
-        vae_path: str = ""  # "" = the committed weights (methods/e2nas/weights/graph_vae.pt)
+        eps: float = setting(0.5, ge=0, le=1)  # complementation weight; 0 = plain single-cell weight step
+        gamma: str = setting("sig:10", check=parse_gamma, doc="'static:g' with 0 <= g <= 1, or 'sig:s' with s > 0")
+        archive_size: int = setting(50, ge=2, le=15_625)  # FIFO of visited cells for the novelty fit
+        decode_samples: int = setting(10, ge=1, le=10_000)  # decodes per step under official_stochastic_decode
+        vae_path: str = setting("", doc="a graph-VAE weights file")  # "" = methods/e2nas/weights/graph_vae.pt
         official: bool = False  # shortcut: all official_* switches on (wins over the individual values)
         official_stochastic_decode: bool = False
         official_softmax_st: bool = False
         official_nograd_complement: bool = False
         official_nograd_novelty: bool = False
         official_reset_prev: bool = False
-
-        def __post_init__(self) -> None:
-            if not 0.0 <= self.eps <= 1.0:
-                raise ValueError(f"eps must lie in [0, 1], got {self.eps}")
-            parse_gamma(self.gamma)  # raises ValueError with the accepted forms
-            if self.archive_size < 2:
-                raise ValueError(f"archive_size must be at least 2, got {self.archive_size}")
-            if self.decode_samples < 1:
-                raise ValueError(f"decode_samples must be at least 1, got {self.decode_samples}")
 
     # -- configuration ------------------------------------------------------------------------------------
     @property
@@ -122,7 +114,7 @@ class E2NAS(OneShotMethod):
         self.sw = self.switches
         self.schedule = parse_gamma(hp.gamma)
         vae, self.vae_sha256, self.vae_path = self._load_vae(ctx)
-        self.vae = vae.to(dev).eval()
+        self.vae = vae.to(dev, torch.get_default_dtype()).eval()  # the run's dtype (float64 in the regression)
         for p in self.vae.parameters():
             p.requires_grad_(False)
         nz = self.vae.config.nz

@@ -171,7 +171,7 @@ class GraphVAE(nn.Module):
                 if teacher_ops is not None:
                     t = teacher_ops[:, e]
                 elif sample:
-                    probs = torch.softmax(lg.detach().float(), dim=1)
+                    probs = torch.softmax(lg.detach(), dim=1)
                     t = torch.multinomial(probs, 1, generator=generator).squeeze(1)
                 else:
                     t = lg.detach().argmax(dim=1)

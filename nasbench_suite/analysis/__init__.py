@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
+from ..store import atomic_write_bytes
 from .report import FORMATS, build_report, render_csv, render_found_csv, render_html, render_json, render_latex
 from .report import render_markdown
 from .regress import RegressReport, regress
@@ -31,7 +32,10 @@ def render_report(results: Path, fmt: str = "md", out: Path | None = None, bench
     rep = build_report(Path(results), benchmark=benchmark, published=published)
     out = Path(out) if out is not None else None
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot write the report into {out} ({e.strerror or e})") from None
     if fmt == "md":
         text = render_markdown(rep)
         files = {"report.md": text}
@@ -48,8 +52,8 @@ def render_report(results: Path, fmt: str = "md", out: Path | None = None, bench
         text = _html(rep, out)
         files = {"report.html": text}
     if out is not None:
-        for name, content in files.items():
-            (out / name).write_text(content)
+        for name, content in files.items():  # atomically: a failed write (a full disk) keeps the old report
+            atomic_write_bytes(out / name, content.encode())
     return text
 
 

@@ -378,11 +378,14 @@ def group_figures(group: Group, records: dict[str, dict[str, Any]], optima: dict
 
 
 def save_figure(fig: Figure, out_dir: Path, name: str) -> list[Path]:
-    """Write ``<name>.png`` (150 dpi) and ``<name>.pdf`` into ``out_dir``; returns the paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``<name>.png`` (150 dpi) and ``<name>.pdf`` into ``out_dir``, atomically; returns the paths."""
+    from ..store import atomic_write_bytes
+
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=150, facecolor="white")
-    fig.savefig(paths[1], facecolor="white")
+    for path, kwargs in zip(paths, ({"format": "png", "dpi": 150}, {"format": "pdf"})):
+        buf = io.BytesIO()
+        fig.savefig(buf, facecolor="white", **kwargs)
+        atomic_write_bytes(path, buf.getvalue())
     return paths
 
 

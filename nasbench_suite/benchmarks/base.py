@@ -12,8 +12,9 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import BinaryIO, Iterator, Sequence
 
+from ..data.pickles import NUMPY_ARRAY_GLOBALS, unlisted_global
 from ..errors import BenchmarkError
 from ..space import Cell, as_cell
 
@@ -24,6 +25,33 @@ _ALIASES = {name.casefold().replace("_", "-"): name for name in ALL_DATASETS}
 
 #: How much of a file :func:`file_fingerprint` hashes: enough to tell benchmark versions apart, cheap for 28 GB.
 FINGERPRINT_BYTES = 1 << 20
+
+
+#: Every global the official benchmark pickles import (NATS-Bench records: numpy scalars and dtypes and
+#: OrderedDict; NB201 ``.pth``: the same through torch.save, plus ``_codecs.encode`` of protocol 2 and torch's tensor
+#: rebuilders), and nothing that can run code. Anything else in a benchmark file is refused before it is unpickled.
+BENCHMARK_PICKLE_GLOBALS = NUMPY_ARRAY_GLOBALS | frozenset(
+    {("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter")}
+    | {("torch", f"{kind}Storage") for kind in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char",
+                                                "Byte", "Bool")}  # fmt: skip
+)
+
+
+def check_benchmark_pickle(path: Path, stream: bytes | BinaryIO, pickles: int = 1) -> None:
+    """Refuse ``path`` (its pickle ``stream``, decompressed) if it imports a global outside the official files'.
+
+    One line naming the file and the global, as a :class:`BenchmarkError`; a stream that is not a pickle is one
+    too. Nothing in the stream is executed.
+    """
+    try:
+        bad = unlisted_global(stream, BENCHMARK_PICKLE_GLOBALS, pickles)
+    except Exception as exc:  # noqa: BLE001 - pickletools raises ValueError, but also EOFError/IndexError on junk
+        raise BenchmarkError(f"cannot read {path} as a benchmark pickle (truncated or corrupt?): {exc}") from None
+    if bad is not None:
+        raise BenchmarkError(
+            f"{path} refers to {bad}, which no official benchmark file holds: refusing to load it "
+            "(unpickling it could run code)"
+        )
 
 
 @dataclass(frozen=True)

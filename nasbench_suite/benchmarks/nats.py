@@ -6,6 +6,7 @@ queried cell, so a folder holding only some records (like the test fixture) work
 
 from __future__ import annotations
 
+import bz2
 import pickle
 import re
 from pathlib import Path
@@ -13,11 +14,20 @@ from typing import Iterator
 
 from ..errors import BenchmarkError
 from ..space import NUM_CELLS, Cell
-from .base import BenchResult, Benchmark, file_fingerprint
+from .base import BenchResult, Benchmark, check_benchmark_pickle, file_fingerprint
 from .protocol import HP, IS_RANDOM, QUERIES, official_index, query_api
 
 META_FILE = "meta.pickle.pbz2"
 _RECORD = re.compile(r"^(\d+)\.pickle\.pbz2$")
+
+
+def _check_pbz2(path: Path) -> None:
+    """Refuse a ``.pickle.pbz2`` whose pickle imports anything but the official files' globals (BenchmarkError)."""
+    try:
+        with bz2.open(path, "rb") as f:
+            check_benchmark_pickle(path, f)
+    except (OSError, EOFError) as exc:  # not bz2, or cut short
+        raise BenchmarkError(f"cannot read {path} as a NATS-Bench file (bz2-compressed pickle): {exc}") from None
 
 
 class NatsBenchmark(Benchmark):
@@ -42,6 +52,7 @@ class NatsBenchmark(Benchmark):
             )
         import nats_bench  # heavy-ish import, only when a NATS folder is actually opened
 
+        _check_pbz2(meta)
         try:
             self._api = nats_bench.create(str(self.path), "tss", fast_mode=True, verbose=False)
         except (OSError, EOFError, pickle.UnpicklingError, ValueError, KeyError, AssertionError) as exc:
@@ -93,6 +104,8 @@ class NatsBenchmark(Benchmark):
                 f"{self._where} has no record for official index {index} ({self.arch_str(index)}): "
                 f"{index:06d}.pickle.pbz2 is absent; the folder is incomplete"
             )
+        if index not in self._api.arch2infos_dict:  # nats_bench is about to unpickle the record: check it first
+            _check_pbz2(record)
         try:
             return query_api(self._api, index, dataset, self._where)
         except (OSError, EOFError, pickle.UnpicklingError) as exc:

@@ -10,7 +10,7 @@ from typing import Iterator
 
 from ..errors import BenchmarkError
 from ..space import Cell
-from .base import BenchResult, Benchmark, file_fingerprint
+from .base import BenchResult, Benchmark, check_benchmark_pickle, file_fingerprint
 from .protocol import HP, IS_RANDOM, datasets_answerable, official_index, query_api
 
 REQUIRED_KEYS = ("meta_archs", "arch2infos", "evaluated_indexes")
@@ -29,12 +29,48 @@ class _NoCopyDict(dict):
         return self
 
 
+def _corrupt(path: Path, exc: BaseException) -> BenchmarkError:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # torch's messages run over several lines
+    return BenchmarkError(f"cannot load {path} as a NAS-Bench-201 .pth file (truncated or corrupt?): {reason}")
+
+
+def _check_pth_pickles(path: Path, head: bytes) -> None:
+    """Refuse a ``.pth`` whose pickles import anything but the official files' globals, before torch reads it.
+
+    A zip ``.pth`` (torch >= 1.6) holds its pickle as ``<name>/data.pkl``: every ``.pkl`` member is scanned. A raw
+    ``.pth`` (older torch, like the published NB201 files) is five pickles in a row, then raw tensor bytes.
+    """
+    if head == b"PK":
+        try:
+            with zipfile.ZipFile(path) as z:
+                for name in z.namelist():
+                    if name.endswith(".pkl"):
+                        with z.open(name) as member:
+                            check_benchmark_pickle(path, member)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise _corrupt(path, exc) from None
+    else:
+        with open(path, "rb") as f:
+            check_benchmark_pickle(path, f, pickles=5)
+
+
+def _numpy_safe_globals() -> list:
+    """The numpy globals an NB201 file needs, for torch's weights_only unpickler, under numpy 1 and 2 names."""
+    import numpy as np
+
+    scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
+    out: list = [np.dtype, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
+    # dtype objects are rebuilt through their class; numbers, booleans and strings only (no object arrays)
+    out += [getattr(np.dtypes, n) for n in getattr(np.dtypes, "__all__", ()) if n not in ("ObjectDType", "VoidDType")]
+    return out
+
+
 def load_nb201_dict(path: Path) -> dict:
     """Load an NB201 ``.pth`` file into its top-level dict, raising BenchmarkError if it is not one."""
     size = path.stat().st_size
     # A .pth starts as a zip (torch >= 1.6) or a raw pickle (older torch); anything else is rejected before
     # the (possibly long) load so that e.g. a text file gets a clear message. A truncated zip still starts
-    # with "PK" and is left to torch.load, whose failure is reported as truncated/corrupt below.
+    # with "PK"; zipfile's failure to read it is reported as truncated/corrupt.
     with open(path, "rb") as f:
         head = f.read(2)
     if head != b"PK" and head[:1] != b"\x80":
@@ -45,15 +81,16 @@ def load_nb201_dict(path: Path) -> dict:
                "of RAM (v1_1); a NATS-Bench '-simple' folder answers the same queries one cell at a time")
         # UserWarning, not ResourceWarning: the latter is hidden by Python's default filters.
         warnings.warn(msg, UserWarning, stacklevel=3)
+    _check_pth_pickles(path, head)
     import torch
 
     try:
-        # torch >= 2.6 refuses NB201 files under weights_only=True (numpy scalars inside), so the full
-        # unpickler is used on purpose. This is acceptable because the user named this file as their
-        # benchmark (it is their trusted input, like a config), never something fetched or discovered.
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        # The scan above names a refused global in one line; weights_only=True with the same few numpy globals
+        # allowed is the second gate (it also covers a file swapped between the scan and the load).
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        raise BenchmarkError(f"cannot load {path} as a NAS-Bench-201 .pth file (truncated or corrupt?): {exc}") from exc
+        raise _corrupt(path, exc) from exc
     if not isinstance(data, dict) or any(k not in data for k in REQUIRED_KEYS):
         have = sorted(map(str, data))[:8] if isinstance(data, dict) else type(data).__name__
         raise BenchmarkError(

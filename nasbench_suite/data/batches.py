@@ -28,7 +28,7 @@ _CONFIG_KEYS = ("num_samples", "batch_size", "drop_last", "augment", "shuffle", 
 
 
 class BatchStream:
-    """An endless iterator of ``(x, y)`` batches: ``x`` float32 ``(B, 3, H, W)`` normalised, ``y`` int64 ``(B,)``.
+    """An endless iterator of ``(x, y)`` batches: ``x`` float32 (or ``dtype``) ``(B, 3, H, W)`` normalised, ``y`` int64 ``(B,)``.
 
     Epochs are permutations of the images (``shuffle=False``: the stored order). With ``drop_last`` (default)
     every batch has ``batch_size`` images and an epoch's remainder is skipped; otherwise the last batch of an
@@ -51,6 +51,7 @@ class BatchStream:
         shuffle: bool = True,
         drop_last: bool = True,
         channels_last: bool = False,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         """Copy ``images`` (uint8 ``(N, H, W, 3)``) and ``labels`` (``(N,)``) to ``device``; draw nothing yet."""
         images = np.asarray(images)
@@ -82,8 +83,9 @@ class BatchStream:
         nchw = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
         self._images = torch.from_numpy(np.array(nchw, copy=True)).to(self.device)
         self._labels = torch.from_numpy(labels.astype(np.int64, copy=True)).to(self.device)
-        self._mean = torch.tensor(list(mean), dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(list(std), dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        # uint8 -> dtype directly: a float64 run (the portable regression) never passes through float32
+        self._mean = torch.tensor(list(mean), dtype=dtype, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(list(std), dtype=dtype, device=self.device).view(1, 3, 1, 1)
         self._gen = torch.Generator(device="cpu")
         self._gen.manual_seed(self.seed)
         self._perm: torch.Tensor | None = None  # CPU int64, the current epoch's order
@@ -129,7 +131,7 @@ class BatchStream:
         x = self._images.index_select(0, idx_dev)
         if self.augment:
             x = self._crop_and_flip(x)
-        x = x.to(torch.float32).div_(255.0).sub_(self._mean).div_(self._std)
+        x = x.to(self._mean.dtype).div_(255.0).sub_(self._mean).div_(self._std)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, self._labels.index_select(0, idx_dev)

@@ -1,16 +1,23 @@
-"""Reading the python-pickle batch files of CIFAR and ImageNet16 safely.
+"""Reading pickles safely: the dataset batch files ourselves, benchmark files before a third-party API does.
 
-The files are Python-2 pickles (CIFAR) or Python-3 pickles (ImageNet16) of one dict holding a uint8 array and a
-label list. ``pickle`` runs whatever a file asks for, so the unpickler below only resolves the handful of
-globals a numpy array needs; anything else in a file is reported as a :class:`DataError`, like any other file
-that is not the expected batch.
+``pickle`` runs whatever a file asks for (a ``__reduce__`` naming ``os.system`` is enough), and results folders,
+datasets and benchmark files come from other people. Two tools, one allowlist idea:
+
+- :func:`read_batch` unpickles the python-pickle batch files of CIFAR and ImageNet16 (Python-2 or Python-3 pickles
+  of one dict holding a uint8 array and a label list) with an unpickler that resolves only the handful of globals
+  a numpy array needs; anything else in a file is reported as a :class:`DataError`.
+- :func:`unlisted_global` reads a pickle stream opcode by opcode (``pickletools.genops``, nothing executed) and
+  names the first global outside an allowlist, for files that an official API unpickles itself (NB201 ``.pth``,
+  NATS-Bench ``.pickle.pbz2``): the caller refuses those before the API sees them.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
+import pickletools
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterable
 
 import numpy as np
 
@@ -19,7 +26,7 @@ from ..errors import DataError
 # (module, name) pairs a pickled dict of numpy arrays, lists, ints and bytes can need. numpy 1 pickles name
 # ``numpy.core``, numpy 2 pickles ``numpy._core``; protocol-2 pickles written by Python 3 encode bytes through
 # ``_codecs.encode``; protocol 5 rebuilds arrays with ``_frombuffer``.
-_ALLOWED_GLOBALS = frozenset(
+NUMPY_ARRAY_GLOBALS = frozenset(
     {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
@@ -39,7 +46,7 @@ class _BatchUnpickler(pickle.Unpickler):
     """An unpickler that refuses every global except those that rebuild numpy arrays."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED_GLOBALS:
+        if (module, name) not in NUMPY_ARRAY_GLOBALS:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
         return super().find_class(module, name)
 
@@ -92,3 +99,58 @@ def batch_arrays(
         raise DataError(f"{path}: {len(data)} images but {len(labels)} labels: expected {expected}")
     images = data.reshape(-1, 3, image_size, image_size).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels
+
+
+# Opcodes that push one str and nothing else: what STACK_GLOBAL's two operands must come from to be read statically.
+_STRING_PUSH = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
+                          "SHORT_BINSTRING"})  # fmt: skip
+_MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"})
+
+
+def unlisted_global(stream: bytes | BinaryIO, allowed: Iterable[tuple[str, str]], pickles: int = 1) -> str | None:
+    """The first global that ``stream`` would import and ``allowed`` does not list, as ``module.name``; else None.
+
+    Reads up to ``pickles`` consecutive pickles (a legacy ``torch.save`` file is five in a row) without executing
+    anything. ``GLOBAL``/``INST`` name their global in the opcode; ``STACK_GLOBAL`` takes it from the two strings
+    on top of the stack, which are read back through the memo. Anything that could import a global this scan cannot
+    name (a STACK_GLOBAL whose operands were computed, the copyreg extension opcodes) is refused as such. Raises
+    ``ValueError`` (or another ``Exception`` from ``pickletools``) when the stream is not a pickle; the caller
+    reports that as a corrupt file.
+    """
+    allowed = frozenset(allowed)
+    f = io.BytesIO(stream) if isinstance(stream, (bytes, bytearray, memoryview)) else stream
+    for n in range(pickles):
+        if n and not f.read(1):  # the stream may hold fewer pickles (e.g. a plain pickle named .pth)
+            return None
+        if n:
+            f.seek(-1, io.SEEK_CUR)
+        memo: dict[int, str | None] = {}
+        # the values the last stack-changing opcodes pushed, newest last (None: not a literal string)
+        pushed: list[str | None] = []
+        for op, arg, _pos in pickletools.genops(f):
+            name = op.name
+            if name in ("GLOBAL", "INST"):
+                module, _, attr = str(arg).partition(" ")
+                if (module, attr) not in allowed:
+                    return f"{module}.{attr}"
+                pushed.append(None)
+            elif name == "STACK_GLOBAL":
+                module, attr = (pushed[-2], pushed[-1]) if len(pushed) >= 2 else (None, None)
+                if module is None or attr is None:
+                    return "a global named by computed strings (STACK_GLOBAL)"
+                if (module, attr) not in allowed:
+                    return f"{module}.{attr}"
+                pushed.append(None)
+            elif name.startswith("EXT"):
+                return f"a copyreg extension global ({name} {arg})"
+            elif name in _STRING_PUSH:
+                pushed.append(str(arg))
+            elif name in _MEMO_GET:
+                pushed.append(memo.get(arg))
+            elif name in _MEMO_PUT:
+                memo[len(memo) if name == "MEMOIZE" else arg] = pushed[-1] if pushed else None
+            else:
+                pushed.append(None)  # any other opcode: the top of the stack is no longer a known literal
+            del pushed[:-2]
+    return None
