@@ -384,7 +384,8 @@ def test_render_report_writes_each_format(results: Path, tmp_path: Path):
 # --- regression --------------------------------------------------------------------------------------------------
 # A tiny plan so the regression test stays quick; the shipped baseline uses the default (quick, epochs=2).
 TINY = {"protocol": "quick", "seed": 0, "overrides": {"epochs": "2", "steps_per_epoch": "2", "select_candidates": "4",
-                                                      "batch_size": "16", "select_batch_size": "16"}}  # fmt: skip
+                                                      "batch_size": "16", "select_batch_size": "16",
+                                                      "derive_every": "1"}}  # every epoch's cell is checked  # fmt: skip
 METHODS = ["rsps", "darts-v1"]
 
 
