@@ -13,9 +13,20 @@ import torch
 
 from nasbench_suite.analysis import render_report
 from nasbench_suite.analysis.aggregate import group_runs
-from nasbench_suite.analysis.figures import METHOD_COLORS, clipped_artists, group_figures, op_counts, save_figure
+from nasbench_suite.analysis.figures import (
+    METHOD_COLORS,
+    clipped_artists,
+    group_figures,
+    op_counts,
+    save_figure,
+)
 from nasbench_suite.analysis.report import build_report
-from nasbench_suite.analysis.tables import build_table, load_published, to_latex, to_markdown
+from nasbench_suite.analysis.tables import (
+    build_table,
+    load_published,
+    to_latex,
+    to_markdown,
+)
 from nasbench_suite.benchmarks import BenchResult
 from nasbench_suite.errors import ConfigError, StoreError
 from nasbench_suite.space import OPS, Cell

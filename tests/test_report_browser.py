@@ -68,7 +68,11 @@ def test_figures_fit_and_keep_method_colours(tmp_path: Path):
     """Every figure of the report: nothing drawn outside its canvas (legends included), one colour per method in
     every figure, and an ablation only where it has at least two points."""
     from nasbench_suite.analysis.aggregate import group_runs
-    from nasbench_suite.analysis.figures import METHOD_COLORS, clipped_artists, group_figures
+    from nasbench_suite.analysis.figures import (
+        METHOD_COLORS,
+        clipped_artists,
+        group_figures,
+    )
     from nasbench_suite.store import load_runs
 
     root = tmp_path / "results"
@@ -124,7 +128,7 @@ def test_html_report_renders_in_chromium(tmp_path: Path):
     probe = tmp_path / "probe.html"
     probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
     dom = _chrome(chromium, tmp_path, "--dump-dom", probe.as_uri()).stdout
-    found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.DOTALL)
     assert found, f"the page did not report its layout:\n{dom[-2000:]}"
     layout = json.loads(html.unescape(found.group(1)))
     assert layout["scroll"] <= layout["page"], "the page scrolls sideways at a laptop width"

@@ -10,9 +10,17 @@ from pathlib import Path
 
 from ..errors import ConfigError, StoreError
 from ..store import atomic_write_bytes
-from .report import FORMATS, build_report, render_csv, render_found_csv, render_html, render_json, render_latex
-from .report import render_markdown
 from .regress import RegressReport, regress
+from .report import (
+    FORMATS,
+    build_report,
+    render_csv,
+    render_found_csv,
+    render_html,
+    render_json,
+    render_latex,
+    render_markdown,
+)
 
 __all__ = ["FORMATS", "RegressReport", "build_report", "regress", "render_report"]
 

@@ -13,8 +13,8 @@ with a single run it is undefined (NaN) and tables print "–".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np

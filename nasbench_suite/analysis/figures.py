@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from scipy import stats as sst
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from scipy import stats as sst
 
 from ..space import OPS, Cell
 from .aggregate import METHOD_ORDER, Group, setting_key

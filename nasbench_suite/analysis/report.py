@@ -25,7 +25,6 @@ from .tables import (
     build_table,
     cells,
     column_title,
-    format_value,
     found_cells,
     found_cells_markdown,
     header_lines,
