@@ -20,21 +20,18 @@ def build_plan(
     """One :class:`RunSpec` per (method, grid point, seed); grid points add their settings to ``overrides``.
 
     A method-specific override (e.g. E2NAS's ``eps``) goes to the methods that have that setting; a key that no
-    selected method has, and that is not a protocol key, is a :class:`ConfigError`.
+    selected method has (nor the protocol) goes to all, so that :func:`~nasbench_suite.config.resolve` refuses it.
     """
     seeds = list(seeds)
     methods = list(methods)
     overrides = dict(overrides or {})
     own = {name: _settings(get_method(name)) for name in methods}
-    unknown = sorted(k for k in overrides if k not in PROTOCOL_KEYS and not any(k in keys for keys in own.values()))
-    if unknown:
-        valid = sorted(set(PROTOCOL_KEYS).union(*own.values()))
-        raise ConfigError(f"unknown setting(s) {', '.join(map(repr, unknown))} for {', '.join(methods)}; "
-                          f"valid keys: {', '.join(valid)}")  # fmt: skip
+    # A key no selected method has stays with every method, so resolving the plan refuses it with the usual message.
+    unknown = {k for k in overrides if k not in PROTOCOL_KEYS and not any(k in keys for keys in own.values())}
     plan: list[RunSpec] = []
     for name in methods:
         cls = get_method(name)
-        mine = {k: v for k, v in overrides.items() if k in PROTOCOL_KEYS or k in own[name]}
+        mine = {k: v for k, v in overrides.items() if k in PROTOCOL_KEYS or k in own[name] or k in unknown}
         points: list[dict[str, str]] = [{}]
         if grid:
             if grid not in cls.grids:

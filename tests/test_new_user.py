@@ -49,10 +49,15 @@ def test_method_specific_set_goes_to_the_methods_that_have_it():
     plan = build_plan(["e2nas", "darts-v1"], [0], "quick", None, {"eps": "0.25", "epochs": "2"})
     by = {s.method: dict(s.overrides) for s in plan}
     assert by == {"e2nas": {"eps": "0.25", "epochs": "2"}, "darts-v1": {"epochs": "2"}}
-    with pytest.raises(ConfigError, match="'eps'"):
-        build_plan(["darts-v1", "gdas"], [0], "quick", None, {"eps": "0.25"})
-    with pytest.raises(ConfigError, match="'nonsense'"):
-        build_plan(["e2nas"], [0], "quick", None, {"nonsense": "1"})
+    from nasbench_suite.config import resolve
+    from nasbench_suite.method import get_method
+
+    for methods, key in ((["darts-v1", "gdas"], "eps"), (["e2nas", "gdas"], "nonsense")):
+        (spec, *_) = build_plan(methods, [0], "quick", None, {key: "1"})
+        assert dict(spec.overrides) == {key: "1"}  # a key no selected method has stays, so resolving refuses it
+        cls = get_method(spec.method)
+        with pytest.raises(ConfigError, match=f"unknown setting '{key}' for {spec.method} \\(from --set\\)"):
+            resolve(spec, cls.Hparams, cls.name)
 
 
 def test_methods_lists_settings_defaults_and_grids():
