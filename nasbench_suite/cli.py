@@ -199,7 +199,7 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
             say("    " + (out.error or ""))
 
     def progress(ev) -> None:
-        if ev.get("phase") == "select":  # a long candidate selection: say how far it is
+        if ev.get("kind") == "select":  # a long candidate selection: say how far it is
             say(f"  [{done[0] + 1}/{len(plan)}] {ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} scoring candidate "
                 f"{ev['candidate']}/{ev['candidates']}")  # fmt: skip
             return

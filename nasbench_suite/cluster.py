@@ -81,7 +81,7 @@ class RunJob(Checkpointable):
 
 
 def _print_progress(ev: dict[str, Any]) -> None:
-    if ev.get("phase") == "select":
+    if ev.get("kind") == "select":
         print(f"{ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} scoring candidate {ev['candidate']}/{ev['candidates']}", flush=True)
         return
     line = ev["line"]

@@ -196,7 +196,7 @@ class Run:
         for i, batch in enumerate(stream, 1):
             if time.perf_counter() - last >= SELECT_PROGRESS_S:
                 last = time.perf_counter()
-                self._progress({"run_id": self.run_id, "phase": "select", "epoch": epoch + 1, "epochs": self.protocol.epochs,
+                self._progress({"run_id": self.run_id, "kind": "select", "epoch": epoch + 1, "epochs": self.protocol.epochs,
                                 "candidate": i, "candidates": self.protocol.select_candidates})  # fmt: skip
             yield batch
 

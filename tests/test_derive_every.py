@@ -38,7 +38,7 @@ def test_candidate_scoring_reports_progress(tmp_path, monkeypatch):
     events = []
     spec = RunSpec("rsps", 0, "quick", (("epochs", "1"), ("steps_per_epoch", "1"), ("select_candidates", "4")))
     run_one(spec, RunOptions(results=tmp_path), progress=events.append)
-    scoring = [e for e in events if e.get("phase") == "select"]
+    scoring = [e for e in events if e.get("kind") == "select"]
     assert [e["candidate"] for e in scoring] == [1, 2, 3, 4] and all(e["candidates"] == 4 for e in scoring)
     assert [e["epoch"] for e in events if "line" in e] == [1]
 
