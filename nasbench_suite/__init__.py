@@ -1,3 +1,51 @@
-"""nas-suite: fair, fast comparison of one-shot NAS methods on NAS-Bench-201."""
+"""nas-suite: fair, fast comparison of one-shot NAS methods on NAS-Bench-201.
+
+The Python API, for notebooks and scripts (the ``nas-suite`` CLI is a thin layer over the same functions)::
+
+    import nasbench_suite as ns
+    runs = ns.load_runs("results")        # .runs, .epochs: pandas DataFrames; .records; .problems
+    print(ns.report("results"))           # the Markdown tables; format="csv" | "latex" | "json" | "html"
+    bench = ns.open_benchmark(None)       # the embedded table, or a NATS-Bench folder / NB201 .pth path
+
+Imports are lazy, so ``import nasbench_suite`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .benchmarks import Benchmark
+    from .store import LoadedRuns
+
+__all__ = ["__version__", "load_runs", "open_benchmark", "report"]
+
+
+def load_runs(path: str | Path = "results") -> "LoadedRuns":
+    """Every finished run stored under ``path`` as tidy frames (see :class:`nasbench_suite.store.LoadedRuns` for
+    the columns): ``.runs`` (one row per run), ``.epochs`` (one row per run and epoch, every scalar the run
+    recorded), ``.records`` (the raw records by run id) and ``.problems`` (what could not be read)."""
+    from .store import load_runs as _load
+
+    return _load(path)
+
+
+def report(path: str | Path = "results", format: str = "md", out: str | Path | None = None, benchmark: Any = None,
+           published: bool = True) -> str:  # fmt: skip
+    """The report of the runs under ``path``, as the CLI's ``nas-suite report`` renders it; returns its text (for
+    ``html``, the page) and writes the files into ``out`` when given. ``benchmark``: a Benchmark or a path, for
+    the optimum row; ``published``: add the published reference rows."""
+    from .analysis import render_report
+
+    bench = benchmark if benchmark is None or hasattr(benchmark, "optimum") else open_benchmark(benchmark)
+    return render_report(Path(path), format, Path(out) if out is not None else None, benchmark=bench, published=published)
+
+
+def open_benchmark(path: str | Path | None = None) -> "Benchmark":
+    """A benchmark: ``None`` for the embedded table, a NATS-Bench ``-simple`` folder, or an NB201 ``.pth`` file."""
+    from .benchmarks import open_benchmark as _open
+
+    return _open(path)

@@ -205,6 +205,7 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
             cls = get_method(spec.method)
             protocols[key] = resolve(spec, cls.Hparams, cls.name).protocol
     datasets = {p.dataset for p in protocols.values()}
+    # for an ETA from the first epochs on, not only after the first run
     say = (lambda *a, **k: None) if quiet or as_json else (lambda *a, **k: click.echo(*a, err=True, **k))
     # Loading a dataset or a benchmark file to check it can take a while: say so if it does (a quick refusal
     # stays the one line of its error).
@@ -290,6 +291,7 @@ def _check_data(protocols, data_root) -> None:
     """Load each planned dataset once (a missing or malformed data file fails now, not in every run) and refuse a
     batch larger than a half of its search split."""
     from .data import load_dataset, search_split
+    from .data.checks import STANDARD_SIZES, dataset_warnings
 
     loaded = {}
     for p in protocols:
@@ -298,8 +300,13 @@ def _check_data(protocols, data_root) -> None:
         split = search_split(loaded[p.dataset], p.split_seed)
         room = min(len(split.train), len(split.valid))
         if p.batch_size > room:
+            std = STANDARD_SIZES.get(p.dataset)
+            usual = f" (the standard {p.dataset} has {std[0]:,} training and {std[1]:,} test images)" if std else ""
             raise ConfigError(f"batch_size={p.batch_size} is out of range: the search split of {p.dataset} has "
-                              f"{len(split.train)} + {len(split.valid)} images, so it must be <= {room}")  # fmt: skip
+                              f"{len(split.train)} + {len(split.valid)} images, so it must be <= {room}{usual}")  # fmt: skip
+    for name, ds in loaded.items():  # a set far smaller than the standard one is allowed, with a warning
+        for warning in dataset_warnings(ds, source=str(data_root)):
+            click.echo(warning, err=True)
 
 
 def _check_device(device: str, protocols, local: bool) -> None:
@@ -329,8 +336,8 @@ def _check_device(device: str, protocols, local: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="same as --format json")
 def report(results, fmt, out, benchmark, no_published, as_json) -> None:
     """Tables (and figures, with --out) from the stored runs."""
-    from .analysis import render_report
-    from .benchmarks import open_benchmark
+    from . import open_benchmark
+    from . import report as make_report
 
     results = _results_folder(results)
 
@@ -338,7 +345,7 @@ def report(results, fmt, out, benchmark, no_published, as_json) -> None:
     fmt = "json" if as_json else fmt
     if fmt == "html" and out is None:
         out = Path("reports") / "latest"
-    text = render_report(results, fmt, out, benchmark=bench, published=not no_published)
+    text = make_report(results, fmt, out, benchmark=bench, published=not no_published)
     if fmt == "html":  # the page embeds its figures: print where it is, not its bytes
         click.echo(str(Path(out) / "report.html"))
     elif text:
@@ -346,29 +353,45 @@ def report(results, fmt, out, benchmark, no_published, as_json) -> None:
 
 
 @cli.command()
+@click.option("--protocol", default="quick", show_default=True, help="preset whose values are shown as defaults")
 @click.option("--json", "as_json", is_flag=True)
-def methods(as_json) -> None:
-    """The registered methods, their aliases and hyperparameters."""
-    import dataclasses
-
-    from .config import preset_names
+def methods(protocol, as_json) -> None:
+    """The registered methods with their aliases, every setting (--set KEY=VALUE) with its type and default, and
+    each method's grids (--grid NAME)."""
+    from .config import describe_settings, preset_names
     from .method import get_method, method_aliases, method_names
 
     aliases = method_aliases()
+    shared: dict[str, dict] = {}
     rows = []
     for name in method_names():
         cls = get_method(name)
-        hp = {f.name: f.default for f in dataclasses.fields(cls.Hparams)}
-        rows.append({"name": name, "display_name": cls.display_name, "aliases": sorted(a for a, n in aliases.items() if n == name),
-                     "hparams": hp})  # fmt: skip
+        proto, own = describe_settings(cls, protocol)
+        mine = f"preset {protocol} ({name})"
+        for k, v in proto.items():
+            if v["source"] != mine:
+                shared.setdefault(k, v)
+        rows.append({"name": name, "display_name": cls.display_name,
+                     "aliases": sorted(a for a, n in aliases.items() if n == name), "hparams": own,
+                     "protocol_overrides": {k: v for k, v in proto.items() if v["source"] == mine},
+                     "grids": {g: list(points) for g, points in cls.grids.items()}})  # fmt: skip
     if as_json:
-        click.echo(json.dumps({"methods": rows, "presets": preset_names()}, indent=1, default=str))
+        click.echo(json.dumps({"protocol": protocol, "protocol_settings": shared, "methods": rows,
+                               "presets": preset_names()}, indent=1, default=str))  # fmt: skip
         return
+    click.echo(f"protocol settings, every method (--set KEY=VALUE; type, default in {protocol!r}, valid values):")
+    for k, v in shared.items():
+        click.echo(f"  {k:<27} {v['type']:<16} {v['default']!s:<14} {v['valid']}")
     for r in rows:
         alias = f" (aliases: {', '.join(r['aliases'])})" if r["aliases"] else ""
-        hp = ", ".join(f"{k}={v}" for k, v in r["hparams"].items())
-        click.echo(f"{r['name']:<10} {r['display_name']}{alias}" + (f"\n{'':<10} {hp}" if hp else ""))
-    click.echo(f"presets: {', '.join(preset_names())}")
+        click.echo(f"\n{r['name']}: {r['display_name']}{alias}")
+        for k, v in r["protocol_overrides"].items():
+            click.echo(f"  {k:<27} {v['type']:<16} {v['default']!s:<14} {v['valid']}  (this method's value in {protocol!r})")
+        for k, v in r["hparams"].items():
+            click.echo(f"  {k:<27} {v['type']:<16} {v['default']!s:<14} {v['valid']}")
+        for g, points in r["grids"].items():
+            click.echo(f"  --grid {g}: " + "; ".join(", ".join(f"{k}={x}" for k, x in p.items()) for p in points))
+    click.echo(f"\npresets: {', '.join(preset_names())}")
 
 
 @cli.command()

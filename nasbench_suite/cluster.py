@@ -83,6 +83,10 @@ class RunJob(Checkpointable):
 def _print_progress(ev: dict[str, Any]) -> None:
     if ev.get("kind") == "step":  # a job log gets one line per epoch
         return
+    if ev.get("kind") == "select":
+        print(f"{ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} scoring candidate {ev['candidate']}/{ev['candidates']}",
+              flush=True)  # fmt: skip
+        return
     line = ev["line"]
     print(f"{ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} {line['arch']} ({line['wall_s']:.1f}s)", flush=True)
 

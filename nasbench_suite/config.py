@@ -131,6 +131,9 @@ class Protocol:
     track_running_stats: bool = False
     select_batch_size: int = setting(512, ge=1, le=1_000_000)
     select_candidates: int = setting(100, ge=1, le=15_625)
+    # Derive (and look up) the cell after every k-th epoch and always after the last; 0 = after the last only.
+    # Derivation never changes the search (own RNG streams, eval mode): it is logging, costly for scored methods.
+    derive_every: int = setting(1, ge=0, le=1_000_000)
     split_seed: int = setting(0, ge=0, le=MAX_SEED)  # the seeded split of datasets without an official one (digits)
     # Which weights the SGD step touches (nasbench_suite/sgd.py): "zero" = PyTorch 1.x zero_grad (the published
     # runs), "none" = PyTorch >= 2.0 (xautodl run today).
@@ -335,3 +338,30 @@ def resolve(spec: RunSpec, hparams_cls: type, method_name: str) -> ResolvedConfi
         raise ConfigError(f"bad hyperparameters for {method_name}: {e}") from None
     check_ranges(hparams, sources)
     return ResolvedConfig(protocol, hparams, sources)
+
+
+def _type_name(typ: Any) -> str:
+    import typing
+
+    if typing.get_origin(typ) is not None:
+        return " | ".join(_type_name(a) for a in typing.get_args(typ)) if typing.get_origin(typ) is not tuple else (
+            "(" + ", ".join(_type_name(a) for a in typing.get_args(typ)) + ")")
+    return "None" if typ is type(None) else getattr(typ, "__name__", str(typ))
+
+
+def describe_settings(method_cls: Any, protocol: str = "quick") -> tuple[dict[str, dict], dict[str, dict]]:
+    """What ``--set`` accepts for a method class under ``protocol``: (protocol keys, the method's own keys), each
+    ``{key: {"type", "default", "valid", "source"}}`` (``valid``: the declared range): the value this method resolves to and where it comes from (a
+    per-method preset value has source ``preset <protocol> (<method>)``)."""
+    resolved = resolve(RunSpec(method_cls.name, 0, protocol), method_cls.Hparams, method_cls.name)
+    ptypes, htypes = _field_types(Protocol), _field_types(method_cls.Hparams)
+    ranges = {f.name: valid_range(f) for cls in (Protocol, method_cls.Hparams) for f in fields(cls)}
+
+    def entry(typ: Any, value: Any, key: str) -> dict[str, Any]:
+        rng = ranges.get(key)
+        valid = rng.describe() if rng is not None else ("true or false" if typ is bool else "any value")
+        return {"type": _type_name(typ), "default": value, "valid": valid, "source": resolved.sources.get(key, "default")}
+
+    proto = {k: entry(ptypes[k], getattr(resolved.protocol, k), k) for k in PROTOCOL_KEYS}
+    own = {k: entry(htypes[k], getattr(resolved.hparams, k), k) for k in htypes}
+    return proto, own

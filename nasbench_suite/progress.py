@@ -5,7 +5,9 @@ The runner reports through a callback (:data:`nasbench_suite.runner.ProgressFn`)
 - ``{"kind": "step", "run_id", "epoch", "epochs", "step", "steps", "loss"}``: after a search step (``epoch`` and
   ``step`` count from 1; ``loss`` is the running mean of the epoch's ``train_loss``, None if the method gives none);
 - ``{"kind": "epoch", "run_id", "epoch", "epochs", "line"}``: after an epoch's checkpoint (``line`` = the metrics
-  line: derived ``arch``, mean losses, ``wall_s``, benchmark numbers).
+  line: derived ``arch``, mean losses, ``wall_s``, benchmark numbers);
+- ``{"kind": "select", "run_id", "epoch", "epochs", "candidate", "candidates"}``: every few seconds while a method
+  scores candidates for its derived cell (a long selection is never silent).
 
 Worker processes forward the same events to the parent (:mod:`nasbench_suite.executors`), adding ``pid``, so one
 :class:`PlanProgress` in the parent shows every run wherever it executes. On a terminal it draws tqdm bars; when
@@ -82,6 +84,10 @@ class PlanProgress:
             if rid in self._finished:  # a worker's event may arrive after its run's outcome: a line, no bar
                 if kind == "epoch":
                     self._line(self._epoch_text(ev))
+                return
+            if kind == "select":
+                self._line(f"  {rid} epoch {ev['epoch']}/{ev['epochs']} scoring candidate "
+                           f"{ev['candidate']}/{ev['candidates']}")  # fmt: skip
                 return
             if kind == "step":
                 self._frac[rid] = ((ev["epoch"] - 1) * steps + ev["step"]) / (ev["epochs"] * steps)

@@ -41,6 +41,8 @@ from .supernet import Supernet, SupernetConfig
 # 3: the supernet state holds which (edge, op) rows have a gradient (sgd_semantics); a version-2 file is set aside
 CHECKPOINT_VERSION = 3
 log = logging.getLogger(__name__)
+#: how often candidate scoring reports progress (seconds), so a long selection is never silent
+SELECT_PROGRESS_S = 5.0
 
 
 @dataclass
@@ -234,7 +236,7 @@ class Run:
             self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
-        self._progress: ProgressFn | None = None  # set by execute; receives step and epoch events
+        self._progress: ProgressFn | None = None  # set by execute; receives step, epoch and select events
 
     def numerics(self):
         """The protocol's numerics (dtype, oneDNN, determinism) as a context: entered while the run is built and
@@ -253,10 +255,22 @@ class Run:
         bs = min(p.select_batch_size, len(self._valid_part))
         seed = 10_000 * (self.spec.seed + 1) + epoch + 1_000_003 * salt
         aug = p.select_augment if augment is None else augment
-        return BatchStream.from_part(
+        stream = BatchStream.from_part(
             self._valid_part, self.dataset, device=self.device, batch_size=bs, seed=seed, augment=aug, drop_last=False,
             dtype=torch_dtype(p.dtype),
         )
+        # candidate scoring reports progress; another pass (ENAS's controller phase, salt 1) is part of the epoch
+        return stream if self._progress is None or salt else self._counted(stream, epoch)
+
+    def _counted(self, stream, epoch: int):
+        """``stream``, reporting every few seconds which selection batch (candidate being scored) it gives."""
+        last = time.perf_counter()
+        for i, batch in enumerate(stream, 1):
+            if time.perf_counter() - last >= SELECT_PROGRESS_S:
+                last = time.perf_counter()
+                self._progress({"run_id": self.run_id, "kind": "select", "epoch": epoch + 1, "epochs": self.protocol.epochs,
+                                "candidate": i, "candidates": self.protocol.select_candidates})  # fmt: skip
+            yield batch
 
     # -- checkpoints ------------------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -350,17 +364,21 @@ class Run:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         search_s = time.perf_counter() - t0
-        cell = self.method.derive(epoch)
         line = {k: v / self.steps_per_epoch for k, v in sums.items()}
-        line.update(
-            epoch=epoch,
-            arch=cell.arch_str,
-            lr=self.protocol.lr_at(epoch),
-            search_s=search_s,
-            wall_s=time.perf_counter() - t0,
-            bench=self._bench(cell),
-        )
+        line.update(epoch=epoch, lr=self.protocol.lr_at(epoch), search_s=search_s)
+        if self.derives_at(epoch):
+            cell = self.method.derive(epoch)
+            line.update(arch=cell.arch_str, bench=self._bench(cell))
+        else:  # derivation is logging only (it never changes the search): skipped between derive_every epochs
+            line.update(arch=None, bench={})
+        line["wall_s"] = time.perf_counter() - t0
         return line
+
+    def derives_at(self, epoch: int) -> bool:
+        """Whether the cell is derived after ``epoch``: every ``derive_every`` epochs and always after the last
+        (0: after the last only, as NB201's RANDOM-NAS script)."""
+        k = self.protocol.derive_every
+        return epoch == self.protocol.epochs - 1 or (k > 0 and (epoch + 1) % k == 0)
 
     def _bench(self, cell) -> dict[str, dict[str, float | None]]:
         try:
@@ -422,6 +440,9 @@ class Run:
                 "provenance": self.benchmark.provenance,
                 "fingerprint": self.benchmark.fingerprint(),
                 "path": str(self.options.benchmark or ""),
+                # what the benchmark holds, so a report keeps its columns when a found cell is not in it
+                "datasets": list(self.benchmark.datasets),
+                "metrics": list(self.benchmark.metrics),
             },
             "method_info": self.method.run_info(),
             "final": {

@@ -178,7 +178,18 @@ def _bench_columns(bench: dict[str, Any] | None) -> dict[str, float | None]:
 
 @dataclass
 class LoadedRuns:
-    """What :func:`load_runs` returns: one row per run, one row per (run, epoch), and what could not be read."""
+    """What :func:`load_runs` returns: one row per run, one row per (run, epoch), and what could not be read.
+
+    ``runs`` columns (:data:`RUN_COLUMNS`): identity (``run_id, method, variant, seed, protocol, dataset,
+    epochs``), the final cell ``arch``, ``status``, seconds ``total_s`` (whole run) and ``search_s`` (the epochs'
+    training, without derivation), ``device``, ``benchmark``/``benchmark_fingerprint``, ``code_version``, the last
+    epoch's ``final_train_loss``/``final_valid_loss`` and ``<dataset>_<valid|test>`` accuracies (%) of the final
+    cell (NaN when the benchmark does not hold it). ``epochs`` columns (:data:`EPOCH_COLUMNS` first): identity,
+    ``epoch`` (0-based), the derived ``arch`` (None where ``derive_every`` skipped it), mean ``train_loss``,
+    ``train_acc``, ``valid_loss``, ``valid_acc`` over the epoch's steps, ``epoch_s`` (its wall time) and
+    ``elapsed_s`` (cumulative), the derived cell's benchmark accuracies; then every other scalar the run
+    recorded per epoch (``lr``, ``search_s``, a method's own values such as GDAS's ``tau`` or E2NAS's ``gamma``).
+    """
 
     runs: pd.DataFrame
     epochs: pd.DataFrame
@@ -194,7 +205,7 @@ RUN_COLUMNS = [
 ]  # fmt: skip
 EPOCH_COLUMNS = [
     "run_id", "method", "variant", "seed", "protocol", "dataset", "epoch", "arch",
-    "train_loss", "train_acc", "valid_loss", "valid_acc", "epoch_s",
+    "train_loss", "train_acc", "valid_loss", "valid_acc", "epoch_s", "elapsed_s",
     *(f"{ds}_{k}" for ds in BENCH_DATASETS for k in ("valid", "test")),
 ]  # fmt: skip
 
@@ -256,11 +267,17 @@ def load_runs(root: str | Path, records: Iterable[str] | None = None) -> LoadedR
         try:
             epochs = read_metrics(mpath)
             ep_rows = []
+            elapsed = 0.0
             for ep in epochs:
                 erow = {k: row[k] for k in ("run_id", "method", "variant", "seed", "protocol", "dataset")}
+                # every scalar the epoch line holds (a method's own: tau, gamma, novelty, ...), then fixed columns
+                erow.update({k: v for k, v in ep.items()
+                             if k != "wall_s" and (isinstance(v, (int, float, str, bool)) or v is None)})  # fmt: skip
                 erow.update({k: ep.get(k) for k in ("epoch", "arch", "train_loss", "train_acc", "valid_loss",
                                                     "valid_acc")})  # fmt: skip
                 erow["epoch_s"] = ep.get("wall_s")
+                elapsed += float(ep.get("wall_s") or 0.0)
+                erow["elapsed_s"] = elapsed
                 erow.update(_bench_columns(ep.get("bench")))
                 ep_rows.append(erow)
         except StoreError as e:
@@ -271,5 +288,6 @@ def load_runs(root: str | Path, records: Iterable[str] | None = None) -> LoadedR
             continue
         erows.extend(ep_rows)
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    epochs_df = pd.DataFrame(erows, columns=EPOCH_COLUMNS)
+    extra = sorted({k for e in erows for k in e} - set(EPOCH_COLUMNS))
+    epochs_df = pd.DataFrame(erows, columns=EPOCH_COLUMNS + extra)
     return LoadedRuns(runs, epochs_df, problems, recs)

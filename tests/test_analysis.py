@@ -13,9 +13,20 @@ import torch
 
 from nasbench_suite.analysis import render_report
 from nasbench_suite.analysis.aggregate import group_runs
-from nasbench_suite.analysis.figures import group_figures, op_counts, save_figure
+from nasbench_suite.analysis.figures import (
+    METHOD_COLORS,
+    clipped_artists,
+    group_figures,
+    op_counts,
+    save_figure,
+)
 from nasbench_suite.analysis.report import build_report
-from nasbench_suite.analysis.tables import build_table, load_published, to_latex, to_markdown
+from nasbench_suite.analysis.tables import (
+    build_table,
+    load_published,
+    to_latex,
+    to_markdown,
+)
 from nasbench_suite.benchmarks import BenchResult
 from nasbench_suite.errors import ConfigError, StoreError
 from nasbench_suite.space import OPS, Cell
@@ -148,9 +159,12 @@ def test_markdown_every_cell(results: Path):
     lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
     assert cells[0] == ["Method", "n", "CIFAR-10 valid", "CIFAR-10 test", "CIFAR-100 valid", "CIFAR-100 test"]
-    assert cells[1] == ["DARTS-V1", "3", "51.30 ± 0.00", "54.30 ± 0.00", "12.61 ± 0.00", "15.61 ± 0.00"]
-    assert cells[2] == ["GDAS", "3", "**90.50 ± 0.50**", "**93.50 ± 0.50**", "**68.00 ± 1.00**", "**71.00 ± 1.00**"]
-    assert cells[3] == ["RSPS", "1", "87.00 ± –", "90.00 ± –", "57.00 ± –", "60.00 ± –"]
+    # 95% t-interval: mean ± t(0.975, 2) * s / sqrt(3), t = 4.302653: half-width 1.2421 (s = 0.5), 2.4841 (s = 1)
+    assert cells[1] == ["DARTS-V1", "3", "51.30 ± 0.00 [51.30, 51.30]", "54.30 ± 0.00 [54.30, 54.30]",
+                        "12.61 ± 0.00 [12.61, 12.61]", "15.61 ± 0.00 [15.61, 15.61]"]  # fmt: skip
+    assert cells[2] == ["GDAS", "3", "**90.50 ± 0.50 [89.26, 91.74]**", "**93.50 ± 0.50 [92.26, 94.74]**",
+                        "**68.00 ± 1.00 [65.52, 70.48]**", "**71.00 ± 1.00 [68.52, 73.48]**"]  # fmt: skip
+    assert cells[3] == ["RSPS", "1", "87.00 ± –‡", "90.00 ± –‡", "57.00 ± –‡", "60.00 ± –‡"]  # n = 1: not tested
     assert cells[4] == ["optimum (fake-bench)", "–", "91.61", "94.37", "73.49", "73.51"]
     for fact in ("search dataset: cifar10", "protocol preset: nb201", f"fake-bench (fingerprint {FP})", "epochs: 2"):
         assert fact in md
@@ -163,10 +177,10 @@ def test_latex_booktabs_bold_best(results: Path):
     for cmd in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}"):
         assert cmd in tex
     rows = {ln.split(" & ")[0]: ln for ln in tex.splitlines() if " & " in ln}
-    assert rows["GDAS"] == (r"GDAS & 3 & \textbf{90.50}$\pm$0.50 & \textbf{93.50}$\pm$0.50 & "
-                            r"\textbf{68.00}$\pm$1.00 & \textbf{71.00}$\pm$1.00 \\")  # fmt: skip
-    assert rows["DARTS-V1"] == r"DARTS-V1 & 3 & 51.30$\pm$0.00 & 54.30$\pm$0.00 & 12.61$\pm$0.00 & 15.61$\pm$0.00 \\"
-    assert rows["RSPS"].startswith(r"RSPS & 1 & 87.00$\pm$-- &")
+    assert rows["GDAS"].startswith(r"GDAS & 3 & \textbf{90.50}$\pm$0.50 {\scriptsize[89.26, 91.74]} & \textbf{93.50}")
+    assert rows["DARTS-V1"].startswith(r"DARTS-V1 & 3 & 51.30$\pm$0.00 {\scriptsize[51.30, 51.30]} & 54.30")
+    assert r"\textbf" not in rows["DARTS-V1"]
+    assert rows["RSPS"].startswith(r"RSPS & 1 & 87.00$\pm$--$^\ddagger$ &")
     assert r"\textbf" not in rows["optimum (fake-bench)"]  # the optimum is never "best"
     assert "nb201" in tex and FP in tex and "2 epochs" in tex
 
@@ -196,7 +210,7 @@ def test_published_rows_labelled_by_source(results: Path):
     resnet = next(ln for ln in md.splitlines() if ln.startswith("| ResNet (published"))
     assert f"| {row['c10_valid']:.2f} ± {row['c10_valid_std']:.2f}" not in resnet and "| 93.97 |" in resnet
     # best is taken over our runs only, even though published rows are higher
-    assert "**93.50 ± 0.50**" in md
+    assert "**93.50 ± 0.50 [92.26, 94.74]**" in md
 
 
 def test_groups_never_mix_protocol_dataset_benchmark(tmp_path: Path):
@@ -244,7 +258,7 @@ def test_csv_and_json_formats(results: Path, tmp_path: Path):
     (grp,) = data["groups"]
     assert grp["protocol"] == "nb201" and grp["benchmark_fingerprint"] == FP
     rsps = next(r for r in grp["rows"] if r["label"] == "RSPS")
-    assert rsps["values"]["cifar10_test"] == {"mean": 90.0, "std": None}
+    assert rsps["values"]["cifar10_test"]["mean"] == 90.0 and rsps["values"]["cifar10_test"]["std"] is None
     assert grp["provenance"]["code_version"] == ["abc123def456"]
 
 
@@ -284,20 +298,33 @@ def test_empty_results_is_a_store_error(tmp_path: Path):
 def test_figures_from_stored_runs(results: Path, tmp_path: Path):
     groups, loaded = _group(results)
     figs = group_figures(groups[0], loaded.records)
-    assert set(figs) == {"curves", "ops", "cost"}  # no E2NAS runs -> no ablation figures
+    assert set(figs) == {"curves", "anytime", "losses", "ops", "cost"}  # no E2NAS runs -> no ablation figures
     curves = figs["curves"].axes
     assert len(curves) == 2  # CIFAR-10 and CIFAR-100
     for ax in curves:
         assert ax.get_xlabel() == "search epoch" and "test accuracy" in ax.get_ylabel()
         lines = {ln.get_label(): ln for ln in ax.get_lines()}
         assert set(lines) == {"DARTS-V1", "GDAS", "RSPS"}
-        assert len(ax.collections) == 3  # one std band per variant
+        assert len(ax.collections) == 3  # one band per variant
     gdas = {ln.get_label(): ln for ln in curves[0].get_lines()}["GDAS"]
     assert list(gdas.get_xdata()) == [1, 2] and list(gdas.get_ydata()) == pytest.approx([83.5, 93.5])
-    assert figs["cost"].axes[0].get_ylabel() == "search wall time (hours)"
-    heights = [p.get_height() for p in figs["cost"].axes[0].patches]
-    assert heights == pytest.approx([2.0, 1.0, 0.25])  # DARTS 7200 s, GDAS mean 3600 s, RSPS 900 s
-    assert "NVIDIA H100" in [t.get_text() for t in figs["cost"].axes[0].texts]
+    # the band runs from the lowest to the highest seed (83..84 after epoch 1, 93..94 after 2), never beyond
+    band = curves[0].collections[1].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(83.0) and band.max() == pytest.approx(94.0)
+    cost = figs["cost"].axes[0]
+    assert cost.get_ylabel() == "search wall time (hours)"
+    # stacked: search epochs (search_s = total - 10 s), then selection + queries (10 s)
+    heights = [p.get_height() for p in cost.patches]
+    assert heights[0::2] == pytest.approx([7190 / 3600, (1790 + 3590 + 5390) / 3 / 3600, 890 / 3600])
+    assert heights[1::2] == pytest.approx([10 / 3600] * 3)
+    assert cost.get_ylim()[0] == 0
+    assert "NVIDIA H100" in [t.get_text() for t in cost.texts]
+    for name, fig in figs.items():
+        assert clipped_artists(fig) == [], name
+    # one colour per method, the same in every figure
+    colors = {ln.get_label(): ln.get_color() for ln in curves[0].get_lines()}
+    assert colors["GDAS"] == METHOD_COLORS["gdas"] and colors["DARTS-V1"] == METHOD_COLORS["darts-v1"]
+    assert len(set(map(tuple, colors.values()))) == 3
     for name, fig in figs.items():
         for p in save_figure(fig, tmp_path / "figs", name):
             assert p.stat().st_size > 1000
@@ -349,12 +376,12 @@ def test_html_report_self_contained(results: Path, tmp_path: Path):
     text = render_report(results, "html", out=out, benchmark=FakeBenchmark())
     page = (out / "report.html").read_text()
     assert page == text
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 5
     assert "<script" not in page and "http://" not in page and "https://" not in page
     for fact in (SKIP, "abc123def456", "synthetic test table", FP, "/data", "optimum (fake-bench)", "(published: "):
         assert fact in page
     slug = build_report(results).groups[0].key.slug
-    for name in ("curves", "ops", "cost"):
+    for name in ("curves", "anytime", "losses", "ops", "cost"):
         assert (out / f"{slug}-{name}.png").stat().st_size > 1000
         assert (out / f"{slug}-{name}.pdf").stat().st_size > 1000
 
@@ -368,7 +395,8 @@ def test_render_report_writes_each_format(results: Path, tmp_path: Path):
 # --- regression --------------------------------------------------------------------------------------------------
 # A tiny plan so the regression test stays quick; the shipped baseline uses the default (quick, epochs=2).
 TINY = {"protocol": "quick", "seed": 0, "overrides": {"epochs": "2", "steps_per_epoch": "2", "select_candidates": "4",
-                                                      "batch_size": "16", "select_batch_size": "16"}}  # fmt: skip
+                                                      "batch_size": "16", "select_batch_size": "16",
+                                                      "derive_every": "1"}}  # every epoch's cell is checked  # fmt: skip
 METHODS = ["rsps", "darts-v1"]
 
 
@@ -480,3 +508,75 @@ def test_regress_reports_a_method_that_cannot_run(baseline: Path, monkeypatch):
     assert not rep.ok and rep.errors == {"rsps": "weights for rsps not found: train them first"}
     assert rep.checked == ["darts-v1"] and not rep.diffs
     assert "FAIL rsps: could not run: weights for rsps not found" in rep.format()
+
+
+# --- a partial benchmark (issue 18 item 1) ------------------------------------------------------------------------
+def test_partial_benchmark_keeps_every_column(nats_fixture_dir: Path, tmp_path: Path):
+    """A real run looked up in the 3-cell NATS fixture finds a cell outside it: the report keeps every column of
+    the benchmark (its 3 datasets x valid/test), with the optimum's and the published rows' numbers."""
+    from click.testing import CliRunner
+
+    from nasbench_suite.benchmarks import open_benchmark
+    from nasbench_suite.cli import cli
+
+    root = tmp_path / "results"
+    sets = ["--set", "epochs=1", "--set", "steps_per_epoch=2", "--set", "select_candidates=2"]
+    res = CliRunner().invoke(cli, ["run", "--methods", "rsps", "--benchmark", str(nats_fixture_dir), "--results",
+                                   str(root), "--quiet", *sets])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    bench = open_benchmark(nats_fixture_dir)
+    rep = build_report(root, benchmark=bench)
+    (table,) = rep.tables
+    expected = [f"{ds}_{m}" for ds in ("cifar10", "cifar100", "ImageNet16-120") for m in ("valid", "test")]
+    assert table.columns == expected
+    md = render_report(root, "md", benchmark=bench)
+    head = next(line for line in md.splitlines() if line.startswith("| Method | n"))
+    assert head.count("|") == 2 + len(expected) + 1
+    run_line = next(line for line in md.splitlines() if line.startswith("| RSPS | 1 |"))
+    assert run_line.count("not in benchmark") == 6
+    opt = next(r for r in table.rows if r.kind == "optimum")
+    assert opt.values["cifar10_test"][0] == pytest.approx(bench.optimum("cifar10").test)
+    assert all(not math.isnan(opt.values[c][0]) for c in expected)
+    assert any(r.kind == "published" and not math.isnan(r.values["cifar100_test"][0]) for r in table.rows)
+    assert "1 found cell(s) are not in the benchmark" in md
+    found = md.split("#### Found cells")[1]
+    assert "ImageNet16-120 test" in found and found.count("not in benchmark") == 3
+
+
+def test_anytime_curves_step_functions_band_and_regret(tmp_path: Path):
+    """Anytime: each seed's accuracy holds from its epoch's end to the next (cumulative seconds 11, 22); the mean
+    over seeds and the 95% t-band; regret = optimum - accuracy (issue 15 item 4)."""
+    from nasbench_suite.analysis.figures import anytime_curves
+
+    root = tmp_path / "r"
+    for s, (a, b) in enumerate([(80.0, 90.0), (82.0, 92.0), (84.0, 94.0)]):
+        write_run(root, "gdas", "GDAS", s, [bench(a), bench(b)], [MIXED, GOOD])
+    groups, _ = _group(root)
+    fig = anytime_curves(groups[0].epochs, ["cifar10"], {"cifar10": 94.37})
+    acc, regret = fig.axes[0], fig.axes[1]
+    assert acc.get_xscale() == "log" and "wall-clock" in acc.get_xlabel()
+    (line,) = acc.get_lines()
+    x, y = line.get_xdata(), line.get_ydata()
+    assert x[0] == pytest.approx(11.0) and x[-1] == pytest.approx(22.0)
+    assert y[0] == pytest.approx(82.0) and y[-1] == pytest.approx(92.0)  # mean of 80/82/84, then of 90/92/94
+    band = acc.collections[0].get_paths()[0].vertices[:, 1]
+    half = 4.302652729911275 * 2.0 / math.sqrt(3)  # t(0.975, 2) * s / sqrt(3), s = 2
+    assert band.max() == pytest.approx(92.0 + half) and band.min() == pytest.approx(82.0 - half)
+    assert regret.get_lines()[0].get_ydata()[-1] == pytest.approx(94.37 - 92.0)
+    assert clipped_artists(fig) == []
+
+
+def test_python_api_is_what_the_report_uses(results: Path, monkeypatch):
+    """ns.load_runs returns every recorded epoch key; ns.report renders what the CLI does; the report code reads
+    the store only through ns.load_runs (issue 15 item 5)."""
+    import nasbench_suite as ns
+    import nasbench_suite.analysis.report as report_mod
+
+    loaded = ns.load_runs(results)
+    assert len(loaded.runs) == 7 and {"lr", "search_s", "elapsed_s"} <= set(loaded.epochs.columns)
+    assert ns.report(results, published=False) == render_report(results, "md", published=False)
+    calls = []
+    monkeypatch.setattr(report_mod, "load_runs", lambda p: calls.append(p) or ns.load_runs(p))
+    ns.report(results, format="json")
+    assert calls == [Path(results)]
+    assert ns.open_benchmark(None).name.startswith("embedded")

@@ -38,7 +38,7 @@ def _plugin_installed(request):
 # one intra-op thread for every test: set in tests/conftest.py
 #: every run: 2 epochs of 3 steps, small batches, few selection candidates
 BASE = (("epochs", "2"), ("steps_per_epoch", "3"), ("batch_size", "16"), ("select_candidates", "3"),
-        ("select_batch_size", "16"))  # fmt: skip
+        ("select_batch_size", "16"), ("derive_every", "1"))  # every epoch derives: derive is checked at each  # fmt: skip
 #: method hyperparameters that scale a method's own work; applied to the methods that have them (a new method
 #: with an expensive phase adds its knob here)
 FAST = {"controller_steps": "2", "controller_aggregate": "2", "epoch_samples": "2"}

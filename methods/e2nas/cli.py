@@ -47,17 +47,23 @@ def e2nas() -> None:
 @click.option("--hidden", type=int, default=None, help="hidden size (default: the chosen size, see train_vae)")
 @click.option("--epochs", type=int, default=None, help="training epochs (default: see train_vae)")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="output file (default: the committed methods/e2nas/weights/graph_vae.pt)")
+              help="output file (default: graph_vae-seed<SEED>.pt in the current folder; the committed "
+                   "methods/e2nas/weights/graph_vae.pt only with --force)")
+@click.option("--force", is_flag=True, help="allow --out to replace the committed weights file")
 @click.option("--json", "as_json", is_flag=True, help="print the gates report as JSON")
-def train_vae(seed: int, hidden: int | None, epochs: int | None, out: Path | None, as_json: bool) -> None:
+def train_vae(seed: int, hidden: int | None, epochs: int | None, out: Path | None, force: bool, as_json: bool) -> None:
     """Train the autoencoder on all 15,625 cells, save it, and check the three gates (exit 1 if one fails)."""
     from . import train_vae as tv
 
+    out = Path(f"graph_vae-seed{seed}.pt") if out is None else out
+    if out.resolve() == tv.DEFAULT_WEIGHTS.resolve() and not force:
+        raise ConfigError(f"{out} is the committed autoencoder every E2NAS run uses; pass --force to replace it, "
+                          "or choose another --out")  # fmt: skip
     report = tv.train_vae_command(
         seed,
         tv.DEFAULT_HIDDEN if hidden is None else hidden,
         tv.DEFAULT_EPOCHS if epochs is None else epochs,
-        tv.DEFAULT_WEIGHTS if out is None else out,
+        out,
     )
     _print_gates(report, as_json)
     if not report["all_pass"]:
@@ -82,6 +88,9 @@ def gates(weights: Path | None, seed: int, as_json: bool) -> None:
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same user-facing error
         raise ConfigError(f"cannot read autoencoder weights {path}: {e}") from None
     report = {"path": str(path), "sha256": sha, "config": dataclasses.asdict(model.config)}
+    if not as_json:  # the check takes minutes on a CPU: say so before it starts
+        click.echo("checking the three gates on all 15,625 cells (gate iii decodes every cell 100 times; a few "
+                   "minutes on a CPU)...", err=True)  # fmt: skip
     report.update(evaluate_gates(model, seed=seed))
     _print_gates(report, as_json)
     if not report["all_pass"]:

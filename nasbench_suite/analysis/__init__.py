@@ -72,8 +72,10 @@ def _html(rep, out: Path | None) -> str:
     from .figures import group_figures, png_base64, save_figure
 
     embedded: dict[str, dict[str, str]] = {}
-    for g in rep.groups:
-        figs = group_figures(g, rep.records)
+    for g, t in zip(rep.groups, rep.tables):
+        opt = next((r for r in t.rows if r.kind == "optimum"), None)  # regret needs the runs' own benchmark
+        optima = {c[: -len("_test")]: v[0] for c, v in opt.values.items() if c.endswith("_test")} if opt else None
+        figs = group_figures(g, rep.records, optima)
         embedded[g.key.slug] = {name: png_base64(fig) for name, fig in figs.items()}
         if out is not None:
             for name, fig in figs.items():

@@ -13,6 +13,7 @@ with a single run it is undefined (NaN) and tables print "–".
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..store import BENCH_DATASETS
+from .stats import ci95
 
 #: Row order of the usual methods (the NB201 paper's order, E2NAS last); other methods follow alphabetically.
 METHOD_ORDER = ("darts-v1", "darts-v2", "gdas", "setn", "enas", "rsps", "e2nas")
@@ -60,21 +62,24 @@ class Group:
     epochs: pd.DataFrame  # the epochs frame restricted to these runs, plus ``label``
     shared_overrides: dict[str, str] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: what the group's benchmark holds (from the records), whether or not the found cells are in it
+    datasets: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = METRICS
 
     @property
     def bench_columns(self) -> list[str]:
-        """``<dataset>_<metric>`` columns with at least one value in this group (e.g. no valid for AnalogNAS)."""
-        return [
-            f"{ds}_{m}"
-            for ds in BENCH_DATASETS
-            for m in METRICS
-            if f"{ds}_{m}" in self.runs and self.runs[f"{ds}_{m}"].notna().any()
-        ]
+        """``<dataset>_<metric>`` columns of the group's benchmark (e.g. no valid for AnalogNAS): a found cell the
+        benchmark does not hold leaves its value empty, never drops a column."""
+        return [f"{ds}_{m}" for ds in self.datasets for m in METRICS if m in self.metrics]
 
     @property
     def bench_datasets(self) -> list[str]:
-        """Benchmark datasets with at least one test accuracy in this group."""
-        return [ds for ds in BENCH_DATASETS if f"{ds}_test" in self.bench_columns]
+        """The benchmark datasets of this group (each has a test accuracy column)."""
+        return list(self.datasets)
+
+    def missing(self, col: str) -> pd.Series:
+        """Runs (rows of ``runs``) without a value in ``col``: their found cell is not in the benchmark."""
+        return self.runs[col].isna() if col in self.runs else pd.Series(True, index=self.runs.index)
 
 
 def _overrides(rec: dict[str, Any]) -> dict[str, str]:
@@ -82,6 +87,21 @@ def _overrides(rec: dict[str, Any]) -> dict[str, str]:
     if isinstance(ov, (list, tuple)):  # RunSpec keeps them as pairs; to_dict writes a mapping
         ov = dict(ov)
     return {str(k): str(v) for k, v in ov.items()}
+
+
+#: Kinds of ``kind:value`` settings in their reading order (E2NAS's gamma: static schedules before sigmoid ones).
+SETTING_KINDS = ("static", "sig")
+
+
+def setting_key(value: Any) -> tuple:
+    """Sort key of a setting's value: numbers numerically, ``kind:number`` by kind (static before sig) then number,
+    anything else after them as text (so ``sig:1 < sig:10 < sig:20``, not the strings' order)."""
+    text = str(value).strip()
+    kind, sep, num = text.partition(":")
+    try:
+        return (0, -1, float(text), text) if not sep else (0, SETTING_KINDS.index(kind.strip()), float(num), text)
+    except ValueError:
+        return (1, 0, math.inf, text)
 
 
 def method_rank(method: str) -> int:
@@ -135,6 +155,23 @@ def _protocol_settings(recs: list[dict[str, Any]]) -> dict[str, str]:
     return {k: " | ".join(sorted(v)) for k, v in sorted(vals.items())}
 
 
+def _bench_holds(recs: list[dict[str, Any]], runs: pd.DataFrame) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The datasets and metrics of the group's benchmark: recorded by the runner; for records written before it
+    recorded them, the datasets and metrics that have at least one value."""
+    datasets: set[str] = set()
+    metrics: set[str] = set()
+    for r in recs:
+        b = r.get("benchmark") or {}
+        datasets.update(b.get("datasets") or ())
+        metrics.update(b.get("metrics") or ())
+    for ds in BENCH_DATASETS:
+        for m in METRICS:
+            if f"{ds}_{m}" in runs and runs[f"{ds}_{m}"].notna().any():
+                datasets.add(ds)
+                metrics.add(m)
+    return tuple(ds for ds in BENCH_DATASETS if ds in datasets), tuple(m for m in METRICS if m in metrics)
+
+
 def group_runs(runs: pd.DataFrame, epochs: pd.DataFrame, records: dict[str, dict[str, Any]]) -> list[Group]:
     """Split the runs frame into comparable groups and give every run its row label."""
     if runs.empty:
@@ -150,23 +187,30 @@ def group_runs(runs: pd.DataFrame, epochs: pd.DataFrame, records: dict[str, dict
         # epochs is part of the group key; an override every run shares is a header fact, not a row difference
         all_keys = sorted({k for o in ovs for k in o} - {"epochs"})
         shared = {k: ovs[0][k] for k in all_keys if all(k in o and o[k] == ovs[0].get(k) for o in ovs)}
-        labels = []
+        labels, order = [], []
         for variant, o in zip(g["variant"], ovs):
-            extra = [f"{k}={o[k]}" for k in all_keys if k not in shared and k in o]
-            labels.append(f"{variant} [{', '.join(extra)}]" if extra else str(variant))
+            varying = [k for k in all_keys if k not in shared and k in o]
+            labels.append(f"{variant} [{', '.join(f'{k}={o[k]}' for k in varying)}]" if varying else str(variant))
+            order.append((str(variant), tuple((k, setting_key(o[k])) for k in varying)))
         g["label"] = labels
-        g = g.assign(_rank=g["method"].map(method_rank)).sort_values(["_rank", "label", "seed"]).drop(columns="_rank")
+        g["_order"] = order
+        g = g.assign(_rank=g["method"].map(method_rank)).sort_values(["_rank", "_order", "seed"])
+        g = g.drop(columns=["_rank", "_order"])
         e = epochs[epochs["run_id"].isin(g["run_id"])].copy()
         e["label"] = e["run_id"].map(dict(zip(g["run_id"], g["label"])))
-        prov = _provenance([records[r] for r in g["run_id"] if r in records])
-        groups.append(Group(key, g.reset_index(drop=True), e.reset_index(drop=True), shared, prov))
+        recs = [records[r] for r in g["run_id"] if r in records]
+        datasets, metrics = _bench_holds(recs, g)
+        groups.append(Group(key, g.reset_index(drop=True), e.reset_index(drop=True), shared, _provenance(recs),
+                            datasets, metrics))  # fmt: skip
     return groups
 
 
 def aggregate(group: Group) -> pd.DataFrame:
-    """One row per label: ``label``, ``method``, ``n`` and ``<col>_mean``/``<col>_std`` per benchmark column.
+    """One row per label: ``label``, ``method``, ``n`` and per benchmark column ``<col>_mean``, ``<col>_std``,
+    ``<col>_n``, ``<col>_ci_lo``/``<col>_ci_hi`` and ``<col>_values`` (the runs' values, for the tests).
 
-    ``std`` is the sample standard deviation (ddof=1) over the runs that have a value; NaN with one run.
+    ``std`` is the sample standard deviation (ddof=1) over the runs that have a value; NaN with one run. The
+    interval is the 95% t-interval of the mean (NaN with one run).
     """
     cols = group.bench_columns
     rows = []
@@ -177,5 +221,7 @@ def aggregate(group: Group) -> pd.DataFrame:
             row[f"{c}_mean"] = float(v.mean()) if len(v) else np.nan
             row[f"{c}_std"] = float(v.std(ddof=STD_DDOF)) if len(v) > 1 else np.nan
             row[f"{c}_n"] = len(v)
+            row[f"{c}_ci_lo"], row[f"{c}_ci_hi"] = ci95(v.to_numpy())
+            row[f"{c}_values"] = v.tolist()
         rows.append(row)
     return pd.DataFrame(rows)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +17,11 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from scipy import stats as sst
 
 from ..space import OPS, Cell
-from .aggregate import Group
+from .aggregate import METHOD_ORDER, Group, setting_key
 from .tables import DATASET_NAMES
 
 STYLE = {"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
@@ -38,10 +37,50 @@ def _figure(ncols: int, width: float = 5.0, height: float = 3.6) -> tuple[Figure
     return fig, list(axes)
 
 
-def palette(labels: list[str]) -> dict[str, Any]:
-    """A colour per label, stable in the labels' order."""
-    cols = sns.color_palette("tab10", max(len(labels), 1))
-    return {lab: cols[i % len(cols)] for i, lab in enumerate(labels)}
+#: One fixed colour per method in every figure of every report (tab10, in the table's method order).
+_TAB10 = sns.color_palette("tab10", 10)
+METHOD_COLORS = {m: _TAB10[i] for i, m in enumerate(METHOD_ORDER)}
+_SPARE_COLORS = [_TAB10[i] for i in range(len(METHOD_ORDER), 10)]
+#: Line styles that tell a method's settings apart (its shades alone are hard to read with many settings).
+LINESTYLES = ("-", "--", "-.", ":")
+
+
+def method_color(method: str) -> Any:
+    """The colour of ``method``: fixed for the known methods; others take a spare colour by name (stable)."""
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    return _SPARE_COLORS[sum(map(ord, str(method))) % len(_SPARE_COLORS)]
+
+
+def palette(runs: pd.DataFrame) -> dict[str, Any]:
+    """A colour per row label: the method's colour; labels of one method with different settings (an ablation)
+    get shades of it, darkest last, so a method keeps its hue in every figure."""
+    key = "label" if "label" in runs else "variant"
+    out: dict[str, Any] = {}
+    for method, labels in _labels_by_method(runs, key).items():
+        base = method_color(method)
+        if len(labels) == 1:
+            out[labels[0]] = base
+            continue
+        shades = sns.blend_palette([sns.set_hls_values(base, l=0.75), base, sns.set_hls_values(base, l=0.25)],
+                                   len(labels))  # fmt: skip
+        out.update(zip(labels, shades))
+    return out
+
+
+def linestyles(runs: pd.DataFrame) -> dict[str, str]:
+    """A line style per label: solid for a method's first setting, then dashed, dash-dotted, dotted."""
+    key = "label" if "label" in runs else "variant"
+    return {lab: LINESTYLES[i % len(LINESTYLES)] for labels in _labels_by_method(runs, key).values()
+            for i, lab in enumerate(labels)}  # fmt: skip
+
+
+def _labels_by_method(runs: pd.DataFrame, key: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for lab, method in zip(runs[key], runs["method"] if "method" in runs else runs[key]):
+        if lab not in out.setdefault(str(method), []):
+            out[str(method)].append(lab)
+    return out
 
 
 def _labels(frame: pd.DataFrame) -> list[str]:
@@ -55,33 +94,140 @@ def _style(ax) -> None:
         ax.spines[side].set_visible(False)
 
 
+def _legend_outside(fig: Figure, ax, title: str | None = None) -> None:
+    """One legend for the figure, to the right of the axes (never over the data); constrained layout makes room."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8, title=title, title_fontsize=8, frameon=False)
+
+
+def clipped_artists(fig: Figure) -> list[str]:
+    """Legends, titles and axes (with their tick labels) of ``fig`` that stick out of its canvas: they would be
+    cut off in the saved image. Empty when everything drawn is inside."""
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    box = fig.bbox
+    parts = [(f"legend {i}", lg.get_window_extent(renderer)) for i, lg in enumerate(fig.legends)]
+    parts += [(f"text {t.get_text()!r:.40}", t.get_window_extent(renderer)) for t in fig.texts if t.get_text()]
+    parts += [(f"axes {ax.get_title()!r:.40}", ax.get_tightbbox(renderer)) for ax in fig.axes]
+    return [name for name, ext in parts
+            if ext is not None and (ext.x0 < box.x0 - 1 or ext.y0 < box.y0 - 1 or ext.x1 > box.x1 + 1 or ext.y1 > box.y1 + 1)]
+
+
 # --- search curves -----------------------------------------------------------------------------------------------
-def search_curves(epochs: pd.DataFrame, datasets: list[str], colors: dict[str, Any] | None = None) -> Figure:
+def search_curves(epochs: pd.DataFrame, datasets: list[str], colors: dict[str, Any] | None = None,
+                  styles: dict[str, str] | None = None) -> Figure:  # fmt: skip
     """Benchmark test accuracy of the derived cell vs epoch: one axes per benchmark dataset, one line per label
-    (mean over seeds) with a band of +- one sample std (ddof=1) over seeds."""
-    labels = _labels(epochs)
-    colors = colors or palette(labels)
-    fig, axes = _figure(max(len(datasets), 1))
+    (mean over seeds) with a band from the lowest to the highest seed (a band that never leaves the data)."""
     key = "label" if "label" in epochs else "variant"
+    colors = colors or palette(epochs)
+    styles = styles or linestyles(epochs)
+    present = set(epochs[key])
+    labels = [lab for lab in colors if lab in present]  # the table's row order (the palette's)
+    fig, axes = _figure(max(len(datasets), 1), width=4.6)
     for ax, ds in zip(axes, datasets):
         col = f"{ds}_test"
         for lab in labels:
             e = epochs[epochs[key] == lab]
-            stats = e.groupby("epoch")[col].agg(["mean", "std", "count"]).dropna(subset=["mean"])
+            stats = e.groupby("epoch")[col].agg(["mean", "min", "max", "count"]).dropna(subset=["mean"])
             if stats.empty:
                 continue
             x = stats.index.to_numpy() + 1  # epochs are stored 0-based; plot "after epoch k"
-            ax.plot(x, stats["mean"], label=lab, color=colors[lab], lw=1.8, marker="o" if len(x) < 15 else None, ms=3)
-            sd = stats["std"].fillna(0.0).to_numpy()
-            ax.fill_between(x, stats["mean"] - sd, stats["mean"] + sd, color=colors[lab], alpha=0.18, lw=0)
+            ax.plot(x, stats["mean"], label=lab, color=colors[lab], ls=styles.get(lab, "-"), lw=1.8,
+                    marker="o" if len(x) < 15 else None, ms=3)  # fmt: skip
+            ax.fill_between(x, stats["min"], stats["max"], color=colors[lab], alpha=0.15, lw=0)
         ax.set_xlabel("search epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"{DATASET_NAMES.get(ds, ds)} test accuracy (%)")
         ax.set_title(f"derived cell on {DATASET_NAMES.get(ds, ds)}")
         _style(ax)
-    if labels:
-        axes[-1].legend(fontsize=8, loc="best")
-    fig.suptitle("Search curves (mean ± std over seeds)")
+    _legend_outside(fig, axes[0])
+    fig.suptitle("Search curves")
+    return fig
+
+
+# --- anytime performance and losses -----------------------------------------------------------------------------
+def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and 95% t-band over seeds (rows) per grid point (columns); the band is the mean where n < 2."""
+    n = np.sum(~np.isnan(values), axis=0)
+    mean = np.nanmean(values, axis=0)
+    sd = np.nanstd(values, axis=0, ddof=1) if values.shape[0] > 1 else np.zeros_like(mean)
+    half = np.where(n > 1, sst.t.ppf(0.975, np.maximum(n - 1, 1)) * np.nan_to_num(sd) / np.sqrt(np.maximum(n, 1)), 0.0)
+    return mean, mean - half, mean + half
+
+
+def anytime_curves(epochs: pd.DataFrame, datasets: list[str], optima: dict[str, float] | None = None,
+                   colors: dict[str, Any] | None = None, styles: dict[str, str] | None = None) -> Figure:  # fmt: skip
+    """Test accuracy of the derived cell against cumulative wall-clock seconds of the run (log x), mean and 95%
+    t-band over seeds; a second row with the regret to the benchmark optimum when ``optima`` gives it. Each seed is
+    a step function (the last derived cell holds until the next), read on a common time grid where every seed of
+    the label has started."""
+    key = "label" if "label" in epochs else "variant"
+    colors = colors or palette(epochs)
+    styles = styles or linestyles(epochs)
+    present = set(epochs[key])
+    labels = [lab for lab in colors if lab in present]
+    rows = 2 if optima else 1
+    fig = Figure(figsize=(4.6 * max(len(datasets), 1), 3.4 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, max(len(datasets), 1), squeeze=False)
+    for j, ds in enumerate(datasets):
+        col = f"{ds}_test"
+        for lab in labels:
+            e = epochs[(epochs[key] == lab)].dropna(subset=[col])
+            seeds = [g.sort_values("elapsed_s") for _, g in e.groupby("run_id")]
+            if not seeds:
+                continue
+            start, end = max(g["elapsed_s"].iloc[0] for g in seeds), max(g["elapsed_s"].iloc[-1] for g in seeds)
+            grid = np.geomspace(max(start, 1e-3), max(end, start * 1.001, 1e-3), 60)
+            vals = np.vstack([g[col].to_numpy()[np.clip(np.searchsorted(g["elapsed_s"].to_numpy(), grid, "right") - 1,
+                                                        0, None)] for g in seeds])  # fmt: skip
+            for i, (sub, y) in enumerate(((vals, "acc"), ((optima or {}).get(ds, np.nan) - vals, "regret"))[:rows]):
+                mean, lo, hi = _band(sub)
+                ax = axes[i][j]
+                ax.plot(grid, mean, color=colors[lab], ls=styles.get(lab, "-"), lw=1.6, label=lab, drawstyle="steps-post")
+                ax.fill_between(grid, lo, hi, color=colors[lab], alpha=0.15, lw=0, step="post")
+        name = DATASET_NAMES.get(ds, ds)
+        axes[0][j].set_ylabel(f"{name} test accuracy (%)")
+        axes[0][j].set_title(f"derived cell on {name}")
+        if rows == 2:
+            axes[1][j].set_ylabel(f"regret to the {name} optimum (%)")
+        for i in range(rows):
+            axes[i][j].set_xscale("log")
+            # plain numbers at 1, 2, 5 x 10^k only: the default minor labels overlap on a short time span
+            axes[i][j].xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axes[i][j].xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axes[i][j].xaxis.set_minor_formatter(NullFormatter())
+            axes[i][j].set_xlabel("search wall-clock (s, log)")
+            _style(axes[i][j])
+    _legend_outside(fig, axes[0][0])
+    fig.suptitle("Anytime performance")
+    return fig
+
+
+def loss_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None, styles: dict[str, str] | None = None) -> Figure:
+    """Mean train and valid loss per epoch (mean over seeds, band lowest to highest seed), one axes each."""
+    key = "label" if "label" in epochs else "variant"
+    colors = colors or palette(epochs)
+    styles = styles or linestyles(epochs)
+    present = set(epochs[key])
+    labels = [lab for lab in colors if lab in present]
+    fig, axes = _figure(2, width=4.6)
+    for ax, col in zip(axes, ("train_loss", "valid_loss")):
+        for lab in labels:
+            stats = epochs[epochs[key] == lab].groupby("epoch")[col].agg(["mean", "min", "max"]).dropna()
+            if stats.empty:
+                continue
+            x = stats.index.to_numpy() + 1
+            ax.plot(x, stats["mean"], color=colors[lab], ls=styles.get(lab, "-"), lw=1.6, label=lab)
+            ax.fill_between(x, stats["min"], stats["max"], color=colors[lab], alpha=0.15, lw=0)
+        ax.set_xlabel("search epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(col.replace("_", " "))
+        ax.set_title("weight-step loss" if col == "train_loss" else "arch-step / validation loss")
+        _style(ax)
+    _legend_outside(fig, axes[0])
+    fig.suptitle("Losses (mean over seeds; band: lowest to highest seed)")
     return fig
 
 
@@ -120,19 +266,11 @@ def op_distribution(runs: pd.DataFrame) -> Figure:
     ax.set_xlabel("share of edges in the final cells")
     ax.set_ylabel("method")
     ax.set_title("Operations in the found cells")
-    ax.legend(ncols=len(OPS), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22 - 0.6 / (1 + len(counts))),
-              frameon=False)  # fmt: skip
+    _legend_outside(fig, ax, title="operation")
     return fig
 
 
 # --- E2NAS ablations ---------------------------------------------------------------------------------------------
-def _gamma_key(g: str) -> tuple:
-    m = re.fullmatch(r"\s*(static|sig)\s*:\s*([-+0-9.eE]+)\s*", str(g))
-    if m:
-        return (0 if m.group(1) == "static" else 1, float(m.group(2)), str(g))
-    return (2, math.inf, str(g))
-
-
 def ablation_frame(runs: pd.DataFrame, records: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """E2NAS runs whose resolved hparams have ``gamma`` and ``eps``: one row per run with those two settings."""
     rows = []
@@ -146,10 +284,10 @@ def ablation_frame(runs: pd.DataFrame, records: dict[str, dict[str, Any]]) -> pd
 def e2nas_ablation(frame: pd.DataFrame, by: str, datasets: list[str]) -> Figure | None:
     """Final benchmark test accuracy vs ``by`` ("gamma" or "eps"), each seed a point, the mean a black bar;
     points are coloured by the other setting so that runs with different settings are not read as one."""
-    if frame.empty or by not in ("gamma", "eps"):
-        return None
+    if frame.empty or by not in ("gamma", "eps") or frame[by].nunique() < 2:
+        return None  # an ablation needs at least two settings to show anything
     other = "eps" if by == "gamma" else "gamma"
-    order = sorted(frame[by].unique(), key=_gamma_key if by == "gamma" else float)
+    order = sorted(frame[by].unique(), key=setting_key)
     fig, axes = _figure(max(len(datasets), 1), width=max(4.5, 0.9 * len(order) + 2))
     data = frame.assign(**{by: frame[by].astype(str), other: frame[other].astype(str)})
     order_s = [str(o) for o in order]
@@ -166,45 +304,68 @@ def e2nas_ablation(frame: pd.DataFrame, by: str, datasets: list[str]) -> Figure 
         ax.set_xlabel("gamma schedule" if by == "gamma" else "epsilon (complementation weight)")
         ax.set_ylabel(f"{DATASET_NAMES.get(ds, ds)} test accuracy (%)")
         ax.set_title(f"E2NAS: accuracy vs {by}")
-        ax.legend(title=other, fontsize=7, title_fontsize=8)
+        ax.get_legend().remove()
         _style(ax)
+    _legend_outside(fig, axes[0], title=other)
     return fig
 
 
 # --- cost --------------------------------------------------------------------------------------------------------
+def _time_unit(seconds: float) -> tuple[str, float]:
+    if seconds >= 2 * 3600:
+        return "hours", 3600.0
+    if seconds >= 120:
+        return "minutes", 60.0
+    return "seconds", 1.0
+
+
 def search_cost(runs: pd.DataFrame) -> Figure:
-    """Mean total wall time per label in hours (+- std over seeds), bars labelled with the device(s)."""
+    """Wall time per run and label, stacked: the search epochs, then candidate selection and benchmark queries
+    (the rest of the run's time); bar = mean over seeds, whisker = lowest to highest seed's total; device above."""
     key = "label" if "label" in runs else "variant"
     labels = _labels(runs)
-    colors = palette(labels)
-    fig, (ax,) = _figure(1, width=max(5.0, 1.1 * len(labels) + 2))
+    colors = palette(runs)
+    total = pd.to_numeric(runs["total_s"], errors="coerce")
+    search = pd.to_numeric(runs["search_s"], errors="coerce").fillna(total)
+    unit, div = _time_unit(float(total.max()) if total.notna().any() else 0.0)
+    fig, (ax,) = _figure(1, width=max(5.5, 0.9 * len(labels) + 3))
     for i, lab in enumerate(labels):
-        r = runs[runs[key] == lab]
-        hours = pd.to_numeric(r["total_s"], errors="coerce").dropna() / 3600.0
-        if hours.empty:
+        sel = (runs[key] == lab).to_numpy() & total.notna().to_numpy()
+        if not sel.any():
             continue
-        sd = float(hours.std(ddof=1)) if len(hours) > 1 else 0.0
-        ax.bar(i, hours.mean(), yerr=sd, color=colors[lab], capsize=4)
-        devices = ", ".join(sorted({str(d) for d in r["device"].dropna()})) or "unknown device"
-        ax.annotate(devices, (i, hours.mean() + sd), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
-    ax.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
-    ax.set_ylabel("search wall time (hours)")
+        t, s_ = total[sel] / div, search[sel].clip(upper=total[sel]) / div
+        ax.bar(i, s_.mean(), color=colors[lab], label="search epochs" if i == 0 else None)
+        ax.bar(i, (t - s_).mean(), bottom=s_.mean(), color=colors[lab], alpha=0.45, hatch="//", edgecolor="white",
+               label="selection + queries" if i == 0 else None)  # fmt: skip
+        if len(t) > 1:
+            ax.errorbar(i, t.mean(), yerr=[[t.mean() - t.min()], [t.max() - t.mean()]], color="black", capsize=4, lw=1)
+        devices = ", ".join(sorted({str(d) for d in runs.loc[sel, "device"].dropna()})) or "unknown device"
+        ax.annotate(devices, (i, t.max()), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
+    ax.set_ylabel(f"search wall time ({unit})")
     ax.set_xlabel("method (device above the bar)")
-    ax.set_title("Search cost per run (mean ± std over seeds)")
+    ax.set_ylim(bottom=0)
+    ax.margins(y=0.12)
+    ax.set_title("Search cost per run")
     _style(ax)
+    _legend_outside(fig, ax)
     return fig
 
 
 # --- a group's figures, saving -----------------------------------------------------------------------------------
-def group_figures(group: Group, records: dict[str, dict[str, Any]]) -> dict[str, Figure]:
-    """Every figure of a group, by name (``curves``, ``ops``, ``cost``; ``e2nas_gamma``/``e2nas_eps`` only when
+def group_figures(group: Group, records: dict[str, dict[str, Any]], optima: dict[str, float] | None = None
+                  ) -> dict[str, Figure]:  # fmt: skip
+    """Every figure of a group, by name (``curves``, ``anytime`` (with regret rows when ``optima`` gives the
+    benchmark's best test accuracy per dataset), ``losses``, ``ops``, ``cost``; ``e2nas_gamma``/``e2nas_eps`` only when
     E2NAS runs with ``gamma``/``eps`` hparams exist; ``curves`` only when a benchmark dataset has values)."""
-    labels = list(dict.fromkeys(group.runs["label"]))
-    colors = palette(labels)
+    colors, styles = palette(group.runs), linestyles(group.runs)
     datasets = group.bench_datasets
     figs: dict[str, Figure] = {}
-    if datasets and not group.epochs.empty:
-        figs["curves"] = search_curves(group.epochs, datasets, colors)
+    if datasets and not group.epochs.empty and group.epochs[[f"{d}_test" for d in datasets]].notna().any().any():
+        figs["curves"] = search_curves(group.epochs, datasets, colors, styles)
+        figs["anytime"] = anytime_curves(group.epochs, datasets, optima, colors, styles)
+    if not group.epochs.empty and group.epochs[["train_loss", "valid_loss"]].notna().any().any():
+        figs["losses"] = loss_curves(group.epochs, colors, styles)
     figs["ops"] = op_distribution(group.runs)
     abl = ablation_frame(group.runs, records)
     if not abl.empty and datasets:

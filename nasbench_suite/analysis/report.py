@@ -16,14 +16,15 @@ from typing import Any
 
 import pandas as pd
 
+from .. import load_runs, open_benchmark
 from ..errors import StoreError
-from ..store import load_runs
 from .aggregate import Group, group_runs
 from .tables import (
+    NOT_IN_BENCH,
     Table,
     build_table,
+    cells,
     column_title,
-    format_value,
     found_cells,
     found_cells_markdown,
     header_lines,
@@ -48,14 +49,6 @@ class Report:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %z"))
 
 
-def _open_benchmark(benchmark):
-    if benchmark is None or hasattr(benchmark, "optimum"):
-        return benchmark
-    from ..benchmarks import open_benchmark
-
-    return open_benchmark(benchmark)
-
-
 def build_report(results: Path, benchmark=None, published: bool = True) -> Report:
     """Load ``results`` and build the tables; StoreError when it holds no finished run."""
     results = Path(results)
@@ -63,7 +56,7 @@ def build_report(results: Path, benchmark=None, published: bool = True) -> Repor
     if loaded.runs.empty:
         extra = f" ({len(loaded.problems)} unreadable: {'; '.join(loaded.problems)})" if loaded.problems else ""
         raise StoreError(f"no finished runs under {results}; run `nas-suite run` first{extra}")
-    bench = _open_benchmark(benchmark)
+    bench = benchmark if benchmark is None or hasattr(benchmark, "optimum") else open_benchmark(benchmark)
     pub = load_published() if published else None
     groups = group_runs(loaded.runs, loaded.epochs, loaded.records)
     problems = list(loaded.problems)
@@ -153,14 +146,26 @@ def report_dict(rep: Report) -> dict[str, Any]:
             "shared_overrides": g.shared_overrides, "notes": t.notes,
             "rows": [
                 {"kind": r.kind, "label": r.label, "method": r.method, "source": r.source, "n": r.n,
-                 "values": {c: {"mean": m, "std": s} for c, (m, s) in r.values.items()}}
+                 "values": {c: {"mean": m, "std": s, **(_run_stats(r, c) if r.kind == "run" else {})}
+                            for c, (m, s) in r.values.items()}}
                 for r in t.rows
             ],
             "found_cells": found_cells(g).to_dict(orient="records"),
             "provenance": g.provenance,
         })  # fmt: skip
     return _clean({"results": str(rep.results), "created": rep.created, "problems": rep.problems,
-                   "std": "sample std over seeds, ddof=1", "groups": groups})  # fmt: skip
+                   "std": "sample std over seeds, ddof=1", "ci95": "t-interval of the mean",
+                   "significance": "Welch two-sided vs the column's best run row, Holm-corrected; MWU exact beside it",
+                   "groups": groups})  # fmt: skip
+
+
+def _run_stats(r, c: str) -> dict[str, Any]:
+    comp = r.compare.get(c)
+    lo, hi = r.ci.get(c, (math.nan, math.nan))
+    out = {"ci95": [lo, hi], "not_in_benchmark": r.missing.get(c, 0)}
+    if comp is not None:
+        out.update(vs_best=comp.verdict, p_welch=comp.p_welch, p_holm=comp.p_holm, p_mwu=comp.p_mwu)
+    return out
 
 
 def render_json(rep: Report) -> str:
@@ -184,11 +189,17 @@ dl.prov dt{font-weight:bold;margin-top:.4em} dl.prov dd{margin-left:1.5em;font-s
 """
 
 FIGURE_CAPTIONS = {
-    "curves": "Benchmark test accuracy of the cell derived after each epoch; line = mean, band = ± std over seeds.",
+    "curves": "Benchmark test accuracy of the cell derived after each epoch; line = mean over seeds, band = lowest "
+              "to highest seed.",
+    "anytime": "Anytime performance: test accuracy of the current derived cell (and regret to the benchmark "
+               "optimum, when known) against the run's cumulative wall-clock seconds, log x; line = mean, band = 95% "
+               "t-interval over seeds.",
+    "losses": "Mean weight-step (train) and arch-step (valid) loss per epoch; band = lowest to highest seed.",
     "ops": "Operations on the 6 edges of the final cells, per method (counts annotated).",
     "e2nas_gamma": "E2NAS ablation: final test accuracy vs the gamma schedule; points = seeds, bar = mean.",
     "e2nas_eps": "E2NAS ablation: final test accuracy vs epsilon; points = seeds, bar = mean.",
-    "cost": "Search wall time per run in hours (mean ± std over seeds), device above each bar.",
+    "cost": "Wall time per run, stacked: search epochs, then candidate selection and benchmark queries (mean over "
+            "seeds; whisker = lowest to highest seed's total), device above each bar.",
 }
 
 
@@ -200,14 +211,9 @@ def _table_html(t: Table) -> str:
     head = "".join(f"<th>{_e(column_title(c))}</th>" for c in t.columns)
     rows = []
     for r in t.rows:
-        cells = []
-        for c in t.columns:
-            mean, std = r.values.get(c, (math.nan, math.nan))
-            best = t.best(c)
-            is_best = r.kind == "run" and best is not None and mean == best
-            cells.append(f'<td{" class=best" if is_best else ""}>{_e(format_value(mean, std, r.kind))}</td>')
+        tds = "".join(f'<td{" class=best" if bold else ""}>{_e(text)}</td>' for text, bold in cells(t, r))
         n = "–" if r.n is None else r.n
-        rows.append(f'<tr class="{r.kind}"><td class=l>{_e(r.label)}</td><td>{n}</td>{"".join(cells)}</tr>')
+        rows.append(f'<tr class="{r.kind}"><td class=l>{_e(r.label)}</td><td>{n}</td>{tds}</tr>')
     notes = "".join(f"<li>{_e(n)}</li>" for n in t.notes)
     return (f'<table class="main"><thead><tr><th class=l>Method</th><th>n</th>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table><ul class=notes>{notes}</ul>')  # fmt: skip
@@ -219,7 +225,7 @@ def _found_html(g: Group) -> str:
     head = "".join(f"<th>{_e(column_title(c))}</th>" for c in tests)
     rows = []
     for _, r in df.iterrows():
-        accs = "".join(f"<td>{'–' if pd.isna(r[c]) else f'{float(r[c]):.2f}'}</td>" for c in tests)
+        accs = "".join(f"<td>{NOT_IN_BENCH if pd.isna(r[c]) else f'{float(r[c]):.2f}'}</td>" for c in tests)
         rows.append(f"<tr><td class=l>{_e(r['label'])}</td><td>{_e(r['seed'])}</td><td class=l><code>{_e(r['arch'])}</code></td>{accs}</tr>")
     return (f"<table class=found><thead><tr><th class=l>Method</th><th>seed</th><th class=l>found cell</th>{head}</tr>"
             f"</thead><tbody>{''.join(rows)}</tbody></table>")  # fmt: skip

@@ -18,13 +18,22 @@ import pandas as pd
 
 from ..errors import StoreError
 from .aggregate import METRICS, STD_DDOF, Group, aggregate
+from .stats import ALPHA, MIN_N, Comparison, compare_to_best
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "ImageNet16-120": "ImageNet16-120"}
 #: published CSV column prefix -> benchmark dataset key
 PUBLISHED_PREFIX = {"c10": "cifar10", "c100": "cifar100", "in16": "ImageNet16-120"}
+NOT_IN_BENCH = "not in benchmark"
+PARTIAL_MARK = "†"
+SEP_MARK = "‡"
 STD_NOTE = (
-    "mean ± std over seeds; std is the sample standard deviation (ddof=1); "
-    "'–' where a row has a single run (std undefined) or no value"
+    "mean ± std [95% CI] over seeds; std is the sample standard deviation (ddof=1); the interval is the t-interval "
+    "of the mean; '–' where a row has a single run (std undefined) or no value"
+)
+SIG_NOTE = (
+    "bold: per column the best mean and every row not significantly worse than it (Welch's t-test, two-sided, "
+    f"Holm-corrected across the rows, alpha {ALPHA}); {SEP_MARK} n < {MIN_N} on either side: too small to separate "
+    "from the best (not tested, not bold)"
 )
 DASH = "–"
 
@@ -39,6 +48,12 @@ class Row:
     values: dict[str, tuple[float, float]]
     method: str = ""
     source: str = ""
+    #: run rows: per column, how many of the row's runs have no value (their found cell is not in the benchmark)
+    missing: dict[str, int] = field(default_factory=dict)
+    #: run rows: per column, the 95% t-interval of the mean
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: run rows: per column, the comparison with the column's best run row
+    compare: dict[str, Comparison] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,10 +126,23 @@ def build_table(group: Group, benchmark=None, published: pd.DataFrame | None = N
     columns = group.bench_columns
     agg = aggregate(group)
     rows = [
-        Row("run", r["label"], int(r["n"]), {c: (r[f"{c}_mean"], r[f"{c}_std"]) for c in columns}, method=r["method"])
+        Row("run", r["label"], int(r["n"]), {c: (r[f"{c}_mean"], r[f"{c}_std"]) for c in columns}, method=r["method"],
+            missing={c: int(r["n"]) - int(r[f"{c}_n"]) for c in columns},
+            ci={c: (r[f"{c}_ci_lo"], r[f"{c}_ci_hi"]) for c in columns})
         for _, r in agg.iterrows()
-    ]
-    notes = [STD_NOTE]
+    ]  # fmt: skip
+    for c in columns:
+        comp = compare_to_best({r["label"]: r[f"{c}_values"] for _, r in agg.iterrows()})
+        for row in rows:
+            if row.label in comp:
+                row.compare[c] = comp[row.label]
+    notes = [STD_NOTE, SIG_NOTE]
+    outside = sorted({a for c in columns for a in group.runs.loc[group.missing(c), "arch"].dropna()})
+    if outside:
+        notes.append(
+            f"{len(outside)} found cell(s) are not in the benchmark: shown as '{NOT_IN_BENCH}'; {PARTIAL_MARK} marks a "
+            "mean over only the runs whose cell is in it"
+        )
     notes += group_warnings(group)
     if group.shared_overrides:
         notes.append("every run used overrides " + ", ".join(f"{k}={v}" for k, v in group.shared_overrides.items()))
@@ -163,13 +191,19 @@ def group_warnings(group: Group) -> list[str]:
 
 
 # --- formatting --------------------------------------------------------------------------------------------------
-def format_value(mean: float, std: float, kind: str) -> str:
-    """``"mean ± std"`` with two decimals; a single number for the optimum and for published rows without a std."""
+def format_value(mean: float, std: float, kind: str, missing: int = 0, ci: tuple[float, float] | None = None,
+                 mark: str = "") -> str:  # fmt: skip
+    """``"mean ± std [lo, hi]"`` with two decimals (the interval when given and defined); a single number for the
+    optimum and for published rows without a std.
+
+    ``missing``: run rows only, how many runs have no value; all of them -> "not in benchmark", some -> a mark.
+    """
     if _nan(mean):
-        return DASH
+        return NOT_IN_BENCH if kind == "run" and missing else DASH
     if kind == "optimum" or (kind == "published" and _nan(std)):
         return f"{mean:.2f}"
-    return f"{mean:.2f} ± {DASH if _nan(std) else f'{std:.2f}'}"
+    interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci is not None and not _nan(ci[0]) else ""
+    return f"{mean:.2f} ± {DASH if _nan(std) else f'{std:.2f}'}{interval}" + (PARTIAL_MARK if missing else "") + mark
 
 
 def column_title(col: str) -> str:
@@ -177,13 +211,14 @@ def column_title(col: str) -> str:
     return f"{DATASET_NAMES.get(ds, ds)} {m}"
 
 
-def _cells(table: Table, row: Row) -> list[tuple[str, bool]]:
+def cells(table: Table, row: Row) -> list[tuple[str, bool]]:
     out = []
     for c in table.columns:
         mean, std = row.values.get(c, (math.nan, math.nan))
-        best = table.best(c)
-        bold = row.kind == "run" and best is not None and not _nan(mean) and mean == best
-        out.append((format_value(mean, std, row.kind), bold))
+        comp = row.compare.get(c)
+        bold = row.kind == "run" and comp is not None and (comp.best or (comp.tested and not comp.worse))
+        mark = SEP_MARK if comp is not None and not comp.best and not comp.tested else ""
+        out.append((format_value(mean, std, row.kind, row.missing.get(c, 0), row.ci.get(c), mark), bold))
     return out
 
 
@@ -211,9 +246,9 @@ def to_markdown(table: Table) -> str:
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join([":---", "---:"] + ["---:"] * len(table.columns)) + "|")
     for row in table.rows:
-        cells = [f"**{t}**" if b else t for t, b in _cells(table, row)]
+        texts = [f"**{t}**" if b else t for t, b in cells(table, row)]
         n = DASH if row.n is None else str(row.n)
-        lines.append("| " + " | ".join([_md_escape(row.label), n, *cells]) + " |")
+        lines.append("| " + " | ".join([_md_escape(row.label), n, *texts]) + " |")
     lines.append("")
     lines += [f"_{_md_escape(n)}_  " for n in table.notes]
     return "\n".join(lines) + "\n"
@@ -228,15 +263,17 @@ def tex_escape(s: str) -> str:
     return "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(s))
 
 
-def _tex_value(mean: float, std: float, kind: str, bold: bool) -> str:
+def _tex_value(mean: float, std: float, kind: str, bold: bool, missing: int = 0, ci=None, mark: str = "") -> str:
     if _nan(mean):
-        return "--"
+        return NOT_IN_BENCH if kind == "run" and missing else "--"
     m = f"{mean:.2f}"
     if bold:
         m = rf"\textbf{{{m}}}"
     if kind == "optimum" or (kind == "published" and _nan(std)):
         return m
-    return m + r"$\pm$" + ("--" if _nan(std) else f"{std:.2f}")
+    interval = rf" {{\scriptsize[{ci[0]:.2f}, {ci[1]:.2f}]}}" if ci is not None and not _nan(ci[0]) else ""
+    return (m + r"$\pm$" + ("--" if _nan(std) else f"{std:.2f}") + interval + (r"$^\dagger$" if missing else "")
+            + (r"$^\ddagger$" if mark else ""))  # fmt: skip
 
 
 def to_latex(table: Table) -> str:
@@ -249,7 +286,8 @@ def to_latex(table: Table) -> str:
         r"\small",
         rf"\caption{{Search on {tex_escape(k.dataset)}, protocol {tex_escape(k.protocol)}, {k.epochs} epochs; "
         rf"benchmark {tex_escape(k.benchmark)} (fingerprint {tex_escape(k.fingerprint)}). "
-        rf"Mean$\pm$std over seeds (sample std, ddof=1; -- for a single run). Best run mean in bold.}}",
+        rf"Mean$\pm$std [95\% t-interval] over seeds (sample std, ddof=1; -- for a single run). Bold: the best run mean and "
+        rf"the rows not significantly worse (Welch, Holm, $\alpha={ALPHA}$); $^\ddagger$: $n<{MIN_N}$, too small to separate.}}",
         rf"\label{{tab:nas-{tex_escape(k.slug).replace(chr(92) + '_', '-')}}}",
         r"\begin{tabular}{l r " + " ".join(["c"] * ncol) + "}",
         r"\toprule",
@@ -261,7 +299,8 @@ def to_latex(table: Table) -> str:
         if prev is not None and row.kind != prev:
             lines.append(r"\midrule")
         prev = row.kind
-        vals = [_tex_value(*row.values.get(c, (math.nan, math.nan)), row.kind, b) for c, (_, b) in zip(table.columns, _cells(table, row))]
+        vals = [_tex_value(*row.values.get(c, (math.nan, math.nan)), row.kind, b, row.missing.get(c, 0), row.ci.get(c),
+                           text.endswith(SEP_MARK)) for c, (text, b) in zip(table.columns, cells(table, row))]  # fmt: skip
         n = "--" if row.n is None else str(row.n)
         lines.append(" & ".join([tex_escape(row.label), n, *vals]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
@@ -282,6 +321,14 @@ def to_frame(table: Table) -> pd.DataFrame:
             mean, std = row.values.get(c, (math.nan, math.nan))
             rec[f"{c}_mean"] = mean
             rec[f"{c}_std"] = std
+            if row.kind == "run":
+                rec[f"{c}_not_in_benchmark"] = row.missing.get(c, 0)
+                rec[f"{c}_ci95_lo"], rec[f"{c}_ci95_hi"] = row.ci.get(c, (math.nan, math.nan))
+                comp = row.compare.get(c)
+                rec[f"{c}_vs_best"] = comp.verdict if comp else None
+                rec[f"{c}_p_welch"] = comp.p_welch if comp else math.nan
+                rec[f"{c}_p_holm"] = comp.p_holm if comp else math.nan
+                rec[f"{c}_p_mwu"] = comp.p_mwu if comp else math.nan
         rec["std_ddof"] = STD_DDOF if row.kind == "run" else None
         recs.append(rec)
     return pd.DataFrame(recs)
@@ -304,6 +351,6 @@ def found_cells_markdown(group: Group) -> str:
     head = ["Method", "seed", "found cell", *(column_title(c) for c in tests)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---", "---:", ":---"] + ["---:"] * len(tests)) + "|"]
     for _, r in df.iterrows():
-        accs = [DASH if _nan(_float(r[c])) else f"{float(r[c]):.2f}" for c in tests]
+        accs = [NOT_IN_BENCH if _nan(_float(r[c])) else f"{float(r[c]):.2f}" for c in tests]
         lines.append("| " + " | ".join([_md_escape(r["label"]), str(r["seed"]), f"`{_md_escape(r['arch'])}`", *accs]) + " |")
     return "\n".join(lines) + "\n"

@@ -97,6 +97,8 @@ class Benchmark(ABC):
     name: str
     provenance: str
     datasets: tuple[str, ...]
+    #: the accuracies the benchmark holds per cell; a test-only table sets ``("test",)``
+    metrics: tuple[str, ...] = ("valid", "test")
 
     def __init__(self, cache_size: int = 4096) -> None:
         # A per-instance cache (not functools.lru_cache on the method) so that benchmarks do not share or

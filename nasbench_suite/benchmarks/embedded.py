@@ -72,6 +72,7 @@ class EmbeddedBenchmark(Benchmark):
 
     name = "embedded-nb201"
     datasets = ALL_DATASETS
+    metrics = ("test",)
     provenance = PROVENANCE
 
     def __init__(self, cache_size: int = 4096) -> None:
