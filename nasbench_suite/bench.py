@@ -333,8 +333,9 @@ class OurStepper:
         hw = next((v["hw"] for v in SIZES.values() if v["C"] == p.C), 32)
         sel = min(p.select_batch_size, 256)
 
-        def selection_batches(epoch: int) -> Iterator:
-            return make_stream(max(sel, 64), hw, sel, device, 10_000 + epoch, fast.channels_last)
+        def selection_batches(epoch: int, augment: bool | None = None, salt: int = 0) -> Iterator:
+            # (the runner's signature; synthetic images, so the transform does not matter for timing)
+            return make_stream(max(sel, 64), hw, sel, device, 10_000 + epoch + 1_000_003 * salt, fast.channels_last)
 
         self.ctx = SearchContext(
             supernet=self.net, protocol=p, device=device, seed=seed, epochs=p.epochs, steps_per_epoch=391,

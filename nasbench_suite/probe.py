@@ -79,8 +79,9 @@ def fit_landscape(accuracies: dict[int, float] | None = None, source: str = "") 
     if accuracies is None:
         from .benchmarks import EmbeddedBenchmark
 
-        bench = EmbeddedBenchmark()
-        accuracies, source = bench.table, bench.provenance
+        bench = EmbeddedBenchmark()  # its table: one row per cell (Cell.index), one column per dataset
+        col = bench.table[:, bench.datasets.index("cifar10")]
+        accuracies, source = {i: float(a) for i, a in enumerate(col)}, bench.provenance
     ops = all_ops_array()
     if len(accuracies) != NUM_CELLS:
         raise ConfigError(f"the landscape needs accuracies of all {NUM_CELLS} cells, got {len(accuracies)}")
@@ -129,6 +130,13 @@ class ProbeNet(nn.Module):
         return self._logits(x, torch.stack([self.cell_cost(c) for c in cells]).mean())
 
     forward = forward_cell
+
+    # the weight step's per-(edge, op) SGD bookkeeping (nasbench_suite/sgd.py): one plain parameter, always updated
+    def begin_weight_step(self, semantics: str) -> None:
+        pass
+
+    def sgd_row_masks(self) -> tuple[dict, set]:
+        return {}, set()
 
 
 def threshold_batches(n: int, c_max: float, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -187,8 +195,9 @@ def probe_one(method: str, seed: int, land: Landscape, epochs: int, steps_per_ep
         supernet=net, protocol=p, device=torch.device("cpu"), seed=seed, epochs=epochs,
         steps_per_epoch=steps_per_epoch, rng=np.random.default_rng(seed),
         w_optimizer=torch.optim.SGD(net.parameters(), lr=0.0),  # the arch update alone: weights never move
-        selection_batches=lambda epoch: threshold_batches(p.select_batch_size, c_max, 10_000 * (seed + 1) + epoch),
-        extra={"valid_stream": streams[1]},
+        selection_batches=lambda epoch, augment=None, salt=0: threshold_batches(
+            p.select_batch_size, c_max, 10_000 * (seed + 1) + epoch + 1_000_003 * salt
+        ),
     )  # fmt: skip
     m = cls(config.hparams)
     m.setup(ctx)
