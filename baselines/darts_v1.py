@@ -27,6 +27,9 @@ class AlphaMethod(OneShotMethod):
     def derive(self, epoch: int) -> Cell:
         return Cell(tuple(self.alpha.detach().argmax(-1).tolist()))
 
+    def arch_distribution(self):
+        return torch.softmax(self.alpha.detach(), -1)  # DARTS-V1/V2, GDAS, SETN: softmax(alpha) per edge
+
     def state_dict(self):
         return {"alpha": self.alpha.detach().clone(), "a_optimizer": self.a_optimizer.state_dict()}
 

@@ -88,6 +88,18 @@ class Controller(nn.Module):
             inputs = self.w_embd(op)
         return torch.cat(log_probs).sum(), torch.cat(entropies).sum(), arch
 
+    @torch.no_grad()
+    def greedy_probs(self) -> torch.Tensor:
+        """The op probabilities per edge (edges x ops) along the controller's most likely walk (each edge fed the
+        previous edge's argmax op): deterministic, no random draw."""
+        inputs, hidden, rows = self.input_vars, None, []
+        for _ in range(self.num_edge):
+            out, hidden = self.w_lstm(inputs, hidden)
+            probs = torch.softmax(self.tanh_constant * torch.tanh(self.w_pred(out) / self.temperature), -1)
+            rows.append(probs.reshape(self.num_ops))
+            inputs = self.w_embd(probs.reshape(1, -1).argmax(-1).view(1, 1))
+        return torch.stack(rows)
+
 
 @register("enas")
 class ENAS(OneShotMethod):
@@ -172,6 +184,11 @@ class ENAS(OneShotMethod):
                 self.c_optimizer.zero_grad(set_to_none=True)
         self.baseline = last_baseline if h.carry_baseline == "last" or not baselines else sum(baselines) / len(baselines)
         net.train(was_training)
+
+    def arch_distribution(self):
+        # the controller is autoregressive: its per-edge distribution depends on the ops chosen before; shown
+        # along its most likely walk
+        return self.controller.greedy_probs()
 
     def derive(self, epoch: int) -> Cell:
         n = self.ctx.protocol.select_candidates if epoch >= self.ctx.epochs - 1 else self.hparams.epoch_samples

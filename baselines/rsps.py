@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nasbench_suite.method import OneShotMethod, ce_and_acc, register
-from nasbench_suite.space import Cell, all_ops_array, sample_cell
+from nasbench_suite.space import NUM_EDGES, NUM_OPS, Cell, all_ops_array, sample_cell
 
 from .setn import WeightSamplingHparams, WeightSamplingMixin
 
@@ -37,6 +37,9 @@ class RSPS(WeightSamplingMixin, OneShotMethod):
         loss, acc = ce_and_acc(self.ctx.supernet.forward_cell(x, cell), y)
         self.ctx.weight_step(loss)
         return {"train_loss": loss.item(), "train_acc": acc}
+
+    def arch_distribution(self):
+        return np.full((NUM_EDGES, NUM_OPS), 1.0 / NUM_OPS)  # RSPS samples every op of every edge uniformly
 
     def derive(self, epoch: int) -> Cell:
         # Candidates come from their own generator so that deriving never changes the search trajectory.

@@ -134,6 +134,10 @@ class Protocol:
     # Derive (and look up) the cell after every k-th epoch and always after the last; 0 = after the last only.
     # Derivation never changes the search (own RNG streams, eval mode): it is logging, costly for scored methods.
     derive_every: int = setting(1, ge=0, le=1_000_000)
+    # Supernet ranking quality (nasbench_suite/ranking.py): score rank_cells fixed cells every rank_every epochs (and
+    # after the last) with the current weights, correlate with the benchmark; 0 cells = off. Logging only.
+    rank_cells: int = setting(100, ge=0, le=15_625)
+    rank_every: int = setting(10, ge=1, le=1_000_000)
     split_seed: int = setting(0, ge=0, le=MAX_SEED)  # the seeded split of datasets without an official one (digits)
     # Which weights the SGD step touches (nasbench_suite/sgd.py): "zero" = PyTorch 1.x zero_grad (the published
     # runs), "none" = PyTorch >= 2.0 (xautodl run today).

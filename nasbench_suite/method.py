@@ -150,6 +150,12 @@ class OneShotMethod(ABC):
         """The architecture parameters (empty for methods without them)."""
         return []
 
+    def arch_distribution(self) -> np.ndarray | torch.Tensor | None:
+        """The method's current architecture distribution: a (6 edges x 5 ops) array whose rows sum to 1, or None
+        (no distribution to show). Called by the runner once after each epoch (search dynamics: stored in the
+        epoch line with its entropy); it must not draw from any random stream nor change any state."""
+        return None
+
     def variant(self) -> str:
         """The row label in reports; a method may return a named variant (e.g. "E2NAS (official code)")."""
         return self.display_name or self.name

@@ -31,9 +31,10 @@ from .benchmarks import Benchmark, open_benchmark
 from .config import RunSpec, resolve
 from .data import BatchStream, load_dataset, search_split
 from .data.splits import split_name
-from .errors import ConfigError, StoreError
+from .errors import BenchmarkError, ConfigError, StoreError
 from .method import SearchContext, get_method, plain_state, rng_state, set_rng_state
 from .numerics import numerics, torch_dtype
+from .ranking import distribution_entry, ranking_quality, ranking_sample, ranking_truth_dataset
 from .store import SCHEMA_VERSION, Store, _json_default, atomic_write_bytes, read_record
 from .supernet import Supernet, SupernetConfig
 
@@ -43,6 +44,8 @@ CHECKPOINT_VERSION = 3
 log = logging.getLogger(__name__)
 #: how often candidate scoring reports progress (seconds), so a long selection is never silent
 SELECT_PROGRESS_S = 5.0
+#: the selection-stream salt of the ranking-quality batches (0: derive, 1: ENAS's controller phase)
+RANK_SALT = 2
 
 
 @dataclass
@@ -237,6 +240,7 @@ class Run:
         self.epochs_done: list[dict[str, Any]] = []
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
         self._progress: ProgressFn | None = None  # set by execute; receives step, epoch and select events
+        self._rank_sample: tuple[str, list, list] | None = None  # (truth dataset, cells, test accuracies)
 
     def numerics(self):
         """The protocol's numerics (dtype, oneDNN, determinism) as a context: entered while the run is built and
@@ -366,13 +370,44 @@ class Run:
         search_s = time.perf_counter() - t0
         line = {k: v / self.steps_per_epoch for k, v in sums.items()}
         line.update(epoch=epoch, lr=self.protocol.lr_at(epoch), search_s=search_s)
+        with torch.no_grad():  # search dynamics: the method's architecture distribution (logging only)
+            line.update(distribution_entry(self.method.arch_distribution()))
+        rank_s = 0.0
+        if self.ranks_at(epoch):
+            line.update(self._rank_quality(epoch))
+            rank_s = line["rank_s"]
         if self.derives_at(epoch):
             cell = self.method.derive(epoch)
             line.update(arch=cell.arch_str, bench=self._bench(cell))
         else:  # derivation is logging only (it never changes the search): skipped between derive_every epochs
             line.update(arch=None, bench={})
-        line["wall_s"] = time.perf_counter() - t0
+        line["wall_s"] = time.perf_counter() - t0 - rank_s  # a measurement, not the method's cost: kept out
         return line
+
+    def ranks_at(self, epoch: int) -> bool:
+        """Whether ranking quality is measured after ``epoch``: every ``rank_every`` epochs and after the last,
+        unless ``rank_cells`` is 0."""
+        p = self.protocol
+        return p.rank_cells > 0 and (epoch == p.epochs - 1 or (epoch + 1) % p.rank_every == 0)
+
+    def _rank_quality(self, epoch: int) -> dict[str, Any]:
+        """Score the fixed ranking sample with the current supernet (the method's ``score_cells``: eval mode, a
+        selection stream of its own, salt :data:`RANK_SALT`) and compare with the benchmark's test accuracy."""
+        t0 = time.perf_counter()
+        if self._rank_sample is None:
+            ds = ranking_truth_dataset(self.benchmark, self.protocol.dataset)
+            cells = ranking_sample(self.protocol.rank_cells)
+            truth = []
+            for cell in cells:
+                try:
+                    truth.append(self.benchmark.query(cell, ds).test)
+                except BenchmarkError:  # a partial benchmark: that cell is left out of the correlation
+                    truth.append(None)
+            self._rank_sample = (ds, cells, truth)
+        ds, cells, truth = self._rank_sample
+        scores = self.method.score_cells(cells, self.selection_batches(epoch, salt=RANK_SALT))
+        out = ranking_quality(scores, truth)
+        return {**out, "rank_dataset": ds, "rank_s": time.perf_counter() - t0}
 
     def derives_at(self, epoch: int) -> bool:
         """Whether the cell is derived after ``epoch``: every ``derive_every`` epochs and always after the last

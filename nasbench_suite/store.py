@@ -188,7 +188,11 @@ class LoadedRuns:
     ``epoch`` (0-based), the derived ``arch`` (None where ``derive_every`` skipped it), mean ``train_loss``,
     ``train_acc``, ``valid_loss``, ``valid_acc`` over the epoch's steps, ``epoch_s`` (its wall time) and
     ``elapsed_s`` (cumulative), the derived cell's benchmark accuracies; then every other scalar the run
-    recorded per epoch (``lr``, ``search_s``, a method's own values such as GDAS's ``tau`` or E2NAS's ``gamma``).
+    recorded per epoch (``lr``, ``search_s``, a method's own values such as GDAS's ``tau`` or E2NAS's ``gamma``,
+    the search dynamics' ``arch_entropy`` and, where measured (``rank_every``), the supernet's ranking quality
+    ``rank_kendall``, ``rank_spearman``, ``rank_top10``, ``rank_dataset``, ``rank_s``: see
+    :mod:`nasbench_suite.ranking`), and ``arch_probs``, the method's 6 x 5 architecture distribution (nested
+    lists; absent for a method without one).
     """
 
     runs: pd.DataFrame
@@ -275,6 +279,8 @@ def load_runs(root: str | Path, records: Iterable[str] | None = None) -> LoadedR
                              if k != "wall_s" and (isinstance(v, (int, float, str, bool)) or v is None)})  # fmt: skip
                 erow.update({k: ep.get(k) for k in ("epoch", "arch", "train_loss", "train_acc", "valid_loss",
                                                     "valid_acc")})  # fmt: skip
+                if isinstance(ep.get("arch_probs"), list):  # the one non-scalar kept: the search dynamics' figure
+                    erow["arch_probs"] = ep["arch_probs"]
                 erow["epoch_s"] = ep.get("wall_s")
                 elapsed += float(ep.get("wall_s") or 0.0)
                 erow["elapsed_s"] = elapsed

@@ -36,7 +36,7 @@ def _spec(method="darts-v1", seed=0) -> RunSpec:
 
 def _comparable(results: Path, run_id: str) -> dict:
     store = Store(results)
-    epochs = [{k: v for k, v in e.items() if k not in ("search_s", "wall_s")}
+    epochs = [{k: v for k, v in e.items() if k not in ("search_s", "wall_s", "rank_s")}
               for e in read_metrics(store.metrics_path(run_id))]  # fmt: skip
     return {"final": read_record(store.record_path(run_id))["final"], "epochs": epochs}
 

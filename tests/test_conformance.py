@@ -43,7 +43,7 @@ BASE = (("epochs", "2"), ("steps_per_epoch", "3"), ("batch_size", "16"), ("selec
 #: with an expensive phase adds its knob here)
 FAST = {"controller_steps": "2", "controller_aggregate": "2", "epoch_samples": "2"}
 #: per-epoch values that are timings, not results
-TIMING_KEYS = {"search_s", "wall_s"}
+TIMING_KEYS = {"search_s", "wall_s", "rank_s"}
 
 
 def _spec(name: str) -> RunSpec:

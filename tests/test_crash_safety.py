@@ -25,7 +25,7 @@ from nasbench_suite.store import Store, load_runs, read_metrics, read_record
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"epochs": "4", "steps_per_epoch": "2", "C": "4", "batch_size": "16", "select_batch_size": "16",
         "select_candidates": "4"}  # fmt: skip
-TIMING_KEYS = {"search_s", "wall_s"}
+TIMING_KEYS = {"search_s", "wall_s", "rank_s"}
 
 KILL_LOOP = r"""
 import json, os, random, signal, sys, time, traceback

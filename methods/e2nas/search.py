@@ -358,6 +358,14 @@ class E2NAS(OneShotMethod):
             "cell_changed": changed,
         }
 
+    @torch.no_grad()
+    def arch_distribution(self):
+        """The decoder's P (softmax of its logits / st_tau along the argmax walk; softmax(z) under
+        official_softmax_st), as :meth:`propose` builds it, without any random draw."""
+        if self.sw["official_softmax_st"]:
+            return self._softmax_z()
+        return torch.softmax(self.vae.decode_logits(self.z.detach()[None])[0] / self.st_tau, -1)
+
     def derive(self, epoch: int) -> Cell:
         """Decode of the current z (argmax; under official_stochastic_decode one more independent sampled decode,
         drawn from a generator seeded by (seed, epoch), so deriving never touches the search's random streams)."""
