@@ -142,3 +142,30 @@ def test_rank_keys_are_protocol_settings_with_ranges():
     with pytest.raises(ConfigError, match="rank_every=0 is out of range"):
         resolve(RunSpec("rsps", 0, "quick", (("rank_every", "0"),)), cls.Hparams, cls.name)
     assert "e2nas" in method_names() and as_cell(KNOWN_CELLS[5]).ops == (1,) * 6
+
+
+def test_report_has_the_ranking_column_and_the_new_figures(tmp_path):
+    from nasbench_suite.analysis.figures import clipped_artists, group_figures
+    from nasbench_suite.analysis.report import build_report, render_json
+    from nasbench_suite.analysis.tables import to_markdown
+
+    for method in ("darts-v1", "e2nas"):
+        for seed in (0, 1):
+            spec = RunSpec(method, seed, "quick", TINY + (("rank_cells", "10"), ("rank_every", "1")))
+            run_one(spec, RunOptions(results=tmp_path))
+    rep = build_report(tmp_path, published=False)
+    (g,), (t,) = rep.groups, rep.tables
+    assert t.columns[-1] == "rank_kendall" and "ranking τ" in to_markdown(t)
+    ep = load_runs(tmp_path).epochs
+    for row in (r for r in t.rows if r.kind == "run"):  # the column: the mean of each run's last measured tau
+        runs = ep[(ep["method"] == row.method) & (ep["epoch"] == 1)]
+        assert row.values["rank_kendall"][0] == pytest.approx(runs["rank_kendall"].mean())
+    assert '"rank_kendall"' in render_json(rep)
+    figs = group_figures(g, rep.records)
+    for name in ("ranking", "entropy", "dynamics"):
+        assert name in figs and clipped_artists(figs[name]) == [], name
+    # runs without ranking (rank_cells=0): no column, no ranking figure
+    other = tmp_path / "off"
+    run_one(RunSpec("rsps", 0, "quick", TINY + (("rank_cells", "0"),)), RunOptions(results=other))
+    rep = build_report(other, published=False)
+    assert "rank_kendall" not in rep.tables[0].columns and "ranking" not in group_figures(rep.groups[0], rep.records)

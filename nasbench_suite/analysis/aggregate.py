@@ -27,6 +27,9 @@ from .stats import ci95
 METHOD_ORDER = ("darts-v1", "darts-v2", "gdas", "setn", "enas", "rsps", "e2nas")
 METRICS = ("valid", "test")
 STD_DDOF = 1
+#: the runs frame's column (added by :func:`group_runs`) with each run's last measured Kendall tau of the supernet's
+#: ranking (nasbench_suite/ranking.py); NaN for a run that never measured it
+RANK_COLUMN = "rank_kendall"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,13 @@ class Group:
         """``<dataset>_<metric>`` columns of the group's benchmark (e.g. no valid for AnalogNAS): a found cell the
         benchmark does not hold leaves its value empty, never drops a column."""
         return [f"{ds}_{m}" for ds in self.datasets for m in METRICS if m in self.metrics]
+
+    @property
+    def table_columns(self) -> list[str]:
+        """The main table's columns: :attr:`bench_columns`, then the supernet's final ranking quality
+        (:data:`RANK_COLUMN`) when some run of the group measured it."""
+        has_rank = RANK_COLUMN in self.runs and pd.to_numeric(self.runs[RANK_COLUMN], errors="coerce").notna().any()
+        return self.bench_columns + ([RANK_COLUMN] if has_rank else [])
 
     @property
     def bench_datasets(self) -> list[str]:
@@ -198,6 +208,9 @@ def group_runs(runs: pd.DataFrame, epochs: pd.DataFrame, records: dict[str, dict
         g = g.drop(columns=["_rank", "_order"])
         e = epochs[epochs["run_id"].isin(g["run_id"])].copy()
         e["label"] = e["run_id"].map(dict(zip(g["run_id"], g["label"])))
+        if RANK_COLUMN in e:  # each run's last measurement (after its last epoch): the table's ranking column
+            last = e.dropna(subset=[RANK_COLUMN]).sort_values("epoch").groupby("run_id")[RANK_COLUMN].last()
+            g[RANK_COLUMN] = g["run_id"].map(last).astype(float)
         recs = [records[r] for r in g["run_id"] if r in records]
         datasets, metrics = _bench_holds(recs, g)
         groups.append(Group(key, g.reset_index(drop=True), e.reset_index(drop=True), shared, _provenance(recs),
@@ -206,13 +219,13 @@ def group_runs(runs: pd.DataFrame, epochs: pd.DataFrame, records: dict[str, dict
 
 
 def aggregate(group: Group) -> pd.DataFrame:
-    """One row per label: ``label``, ``method``, ``n`` and per benchmark column ``<col>_mean``, ``<col>_std``,
+    """One row per label: ``label``, ``method``, ``n`` and per table column (:attr:`Group.table_columns`) ``<col>_mean``, ``<col>_std``,
     ``<col>_n``, ``<col>_ci_lo``/``<col>_ci_hi`` and ``<col>_values`` (the runs' values, for the tests).
 
     ``std`` is the sample standard deviation (ddof=1) over the runs that have a value; NaN with one run. The
     interval is the 95% t-interval of the mean (NaN with one run).
     """
-    cols = group.bench_columns
+    cols = group.table_columns
     rows = []
     for label, g in group.runs.groupby("label", sort=False):
         row: dict[str, Any] = {"label": label, "method": g["method"].iloc[0], "n": len(g)}

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from scipy import stats as sst
 
-from ..space import OPS, Cell
+from ..space import EDGES, OPS, Cell
 from .aggregate import METHOD_ORDER, Group, setting_key
 from .tables import DATASET_NAMES
 
@@ -231,6 +231,128 @@ def loss_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None, styl
     return fig
 
 
+# --- supernet ranking quality and search dynamics ----------------------------------------------------------------
+RANK_MEASURES = (("rank_kendall", "Kendall τ"), ("rank_spearman", "Spearman ρ"), ("rank_top10", "top-10 overlap"))
+
+
+def _seed_matrix(e: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
+    """Epochs (1-based) where ``col`` was measured, and the runs x epochs matrix of its values (NaN: not measured)."""
+    piv = e.pivot_table(index="run_id", columns="epoch", values=col, aggfunc="last").dropna(axis=1, how="all")
+    return piv.columns.to_numpy() + 1, piv.to_numpy(dtype=float)
+
+
+def ranking_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None,
+                   styles: dict[str, str] | None = None) -> Figure | None:  # fmt: skip
+    """Supernet ranking quality vs epoch (Kendall tau, Spearman rho, top-10 overlap against the benchmark's test
+    accuracy, see :mod:`nasbench_suite.ranking`): line = mean over seeds, band = 95% t-interval over seeds.
+    None when no run measured it."""
+    if "rank_top10" not in epochs or epochs["rank_top10"].isna().all():
+        return None
+    key = "label" if "label" in epochs else "variant"
+    colors = colors or palette(epochs)
+    styles = styles or linestyles(epochs)
+    present = set(epochs[key])
+    labels = [lab for lab in colors if lab in present]
+    fig, axes = _figure(len(RANK_MEASURES), width=4.4)
+    for ax, (col, name) in zip(axes, RANK_MEASURES):
+        bottom = 0.0 if col == "rank_top10" else -1.0
+        for lab in labels:
+            e = epochs[epochs[key] == lab]
+            if col not in e or e[col].isna().all():
+                continue
+            x, vals = _seed_matrix(e, col)
+            mean, lo, hi = _band(vals)
+            ax.plot(x, mean, color=colors[lab], ls=styles.get(lab, "-"), lw=1.6, label=lab, marker="o", ms=3)
+            # (with two seeds the t-band is wide: clipped to the measure's range, so the means stay readable)
+            ax.fill_between(x, np.clip(lo, bottom, 1), np.clip(hi, bottom, 1), color=colors[lab], alpha=0.12, lw=0)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_ylim(bottom - 0.05, 1.05)
+        ax.set_xlabel("search epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(name)
+        ax.set_title(f"supernet ranking: {name}")
+        _style(ax)
+    ds = epochs["rank_dataset"].dropna().unique() if "rank_dataset" in epochs else []
+    vs = f" vs {', '.join(DATASET_NAMES.get(d, d) for d in ds)} test accuracy" if len(ds) else ""
+    _legend_outside(fig, axes[0])
+    fig.suptitle(f"Ranking correlation of the supernet{vs} (mean, 95% band over seeds)")
+    return fig
+
+
+def entropy_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None,
+                   styles: dict[str, str] | None = None) -> Figure | None:  # fmt: skip
+    """Mean per-edge entropy (nats) of each method's architecture distribution vs epoch; line = mean over seeds,
+    band = lowest to highest seed; the uniform distribution's log 5 marked. None when no run recorded it."""
+    if "arch_entropy" not in epochs or epochs["arch_entropy"].isna().all():
+        return None
+    key = "label" if "label" in epochs else "variant"
+    colors = colors or palette(epochs)
+    styles = styles or linestyles(epochs)
+    present = set(epochs[key])
+    labels = [lab for lab in colors if lab in present]
+    fig, (ax,) = _figure(1, width=6.5)
+    for lab in labels:
+        stats = epochs[epochs[key] == lab].groupby("epoch")["arch_entropy"].agg(["mean", "min", "max"]).dropna()
+        if stats.empty:
+            continue
+        x = stats.index.to_numpy() + 1
+        ax.plot(x, stats["mean"], color=colors[lab], ls=styles.get(lab, "-"), lw=1.6, label=lab)
+        ax.fill_between(x, stats["min"], stats["max"], color=colors[lab], alpha=0.12, lw=0)
+    ax.axhline(np.log(len(OPS)), color="grey", lw=0.8, ls=":")
+    ax.annotate("uniform (log 5)", (1, np.log(len(OPS))), textcoords="offset points", xytext=(2, -10), fontsize=7,
+                color="grey")  # fmt: skip
+    ax.set_ylim(bottom=0, top=np.log(len(OPS)) * 1.08)
+    ax.set_xlabel("search epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("mean edge entropy (nats)")
+    ax.set_title("Entropy of the architecture distribution")
+    _style(ax)
+    _legend_outside(fig, ax)
+    return fig
+
+
+def arch_dynamics(epochs: pd.DataFrame) -> Figure | None:
+    """Per-edge op probabilities over the epochs for one seed (the lowest) of each method's first label: one row
+    per method, one axes per edge, one line per op. None when no run recorded a distribution."""
+    if "arch_probs" not in epochs or epochs["arch_probs"].isna().all():
+        return None
+    key = "label" if "label" in epochs else "variant"
+    e = epochs.dropna(subset=["arch_probs"])
+    first = {}  # method -> its first label in the table's order
+    for lab, method in zip(e[key], e["method"]):
+        first.setdefault(method, lab)
+    order = sorted(first, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER))
+    fig = Figure(figsize=(14, 1.55 * len(order) + 0.9), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(order), 6, squeeze=False, sharey=True)
+    op_colors = dict(zip(OPS, sns.color_palette("Set2", len(OPS))))
+    for i, method in enumerate(order):
+        rows = e[e[key] == first[method]]
+        run = rows.sort_values(["seed", "epoch"])["run_id"].iloc[0]
+        rows = rows[rows["run_id"] == run].sort_values("epoch")
+        probs = np.array(rows["arch_probs"].tolist(), dtype=float)  # epochs x 6 x 5
+        x = rows["epoch"].to_numpy() + 1
+        seed = rows["seed"].iloc[0]
+        for j in range(6):
+            ax = axes[i][j]
+            for k, op in enumerate(OPS):
+                ax.plot(x, probs[:, j, k], color=op_colors[op], lw=1.5, label=op)
+            ax.set_ylim(0, 1)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+            ax.tick_params(labelsize=7)
+            if i == 0:
+                dst, src = EDGES[j]  # (to, from)
+                ax.set_title(f"edge {src}→{dst}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(f"{first[method]}\n(seed {seed})", fontsize=8)
+            if i == len(order) - 1:
+                ax.set_xlabel("epoch", fontsize=8)
+            _style(ax)
+    _legend_outside(fig, axes[0][0], title="operation")
+    fig.suptitle("Architecture distribution per edge over the search (op probability; one seed per method)")
+    return fig
+
+
 # --- operation distribution --------------------------------------------------------------------------------------
 def op_counts(runs: pd.DataFrame) -> pd.DataFrame:
     """Label x op: how often each of the 5 ops appears on the 6 edges of the final cells (n runs x 6 in total)."""
@@ -356,7 +478,8 @@ def search_cost(runs: pd.DataFrame) -> Figure:
 def group_figures(group: Group, records: dict[str, dict[str, Any]], optima: dict[str, float] | None = None
                   ) -> dict[str, Figure]:  # fmt: skip
     """Every figure of a group, by name (``curves``, ``anytime`` (with regret rows when ``optima`` gives the
-    benchmark's best test accuracy per dataset), ``losses``, ``ops``, ``cost``; ``e2nas_gamma``/``e2nas_eps`` only when
+    benchmark's best test accuracy per dataset), ``losses``, ``ranking``/``entropy``/``dynamics`` (when the runs
+    recorded ranking quality / architecture distributions), ``ops``, ``cost``; ``e2nas_gamma``/``e2nas_eps`` only when
     E2NAS runs with ``gamma``/``eps`` hparams exist; ``curves`` only when a benchmark dataset has values)."""
     colors, styles = palette(group.runs), linestyles(group.runs)
     datasets = group.bench_datasets
@@ -366,6 +489,10 @@ def group_figures(group: Group, records: dict[str, dict[str, Any]], optima: dict
         figs["anytime"] = anytime_curves(group.epochs, datasets, optima, colors, styles)
     if not group.epochs.empty and group.epochs[["train_loss", "valid_loss"]].notna().any().any():
         figs["losses"] = loss_curves(group.epochs, colors, styles)
+    for name, fig in (("ranking", ranking_curves(group.epochs, colors, styles)),
+                      ("entropy", entropy_curves(group.epochs, colors, styles)), ("dynamics", arch_dynamics(group.epochs))):
+        if fig is not None:
+            figs[name] = fig
     figs["ops"] = op_distribution(group.runs)
     abl = ablation_frame(group.runs, records)
     if not abl.empty and datasets:

@@ -195,6 +195,13 @@ FIGURE_CAPTIONS = {
                "optimum, when known) against the run's cumulative wall-clock seconds, log x; line = mean, band = 95% "
                "t-interval over seeds.",
     "losses": "Mean weight-step (train) and arch-step (valid) loss per epoch; band = lowest to highest seed.",
+    "ranking": "Supernet ranking quality: Kendall tau, Spearman rho and top-10 overlap between the supernet's "
+               "accuracies of a fixed sample of cells (the same for every run) and their benchmark test accuracy, "
+               "measured every rank_every epochs; line = mean, band = 95% t-interval over seeds (clipped to the "
+               "measure's range).",
+    "entropy": "Search dynamics: mean per-edge entropy of each method's architecture distribution (softmax(alpha), "
+               "ENAS's controller, E2NAS's decoder P; RSPS is uniform); band = lowest to highest seed.",
+    "dynamics": "Search dynamics: each op's probability on each edge after every epoch, for one seed per method.",
     "ops": "Operations on the 6 edges of the final cells, per method (counts annotated).",
     "e2nas_gamma": "E2NAS ablation: final test accuracy vs the gamma schedule; points = seeds, bar = mean.",
     "e2nas_eps": "E2NAS ablation: final test accuracy vs epsilon; points = seeds, bar = mean.",

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import StoreError
-from .aggregate import METRICS, STD_DDOF, Group, aggregate
+from .aggregate import METRICS, RANK_COLUMN, STD_DDOF, Group, aggregate
 from .stats import ALPHA, MIN_N, Comparison, compare_to_best
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "ImageNet16-120": "ImageNet16-120"}
@@ -36,6 +36,11 @@ SIG_NOTE = (
     "from the best (not tested, not bold)"
 )
 DASH = "–"
+RANK_NOTE = (
+    "ranking τ: Kendall tau between the supernet's accuracies of a fixed sample of cells (the same for every run; "
+    "protocol key rank_cells) and their benchmark test accuracy, measured after the last epoch; higher = the "
+    "shared weights rank cells more like the benchmark (nasbench_suite/ranking.py)"
+)
 
 
 @dataclass
@@ -123,11 +128,11 @@ def _float(x: Any) -> float:
 def build_table(group: Group, benchmark=None, published: pd.DataFrame | None = None) -> Table:
     """The main table of ``group``: run rows, the optimum row when ``benchmark`` is the runs' benchmark,
     and the published rows when given."""
-    columns = group.bench_columns
+    columns = group.table_columns
     agg = aggregate(group)
     rows = [
         Row("run", r["label"], int(r["n"]), {c: (r[f"{c}_mean"], r[f"{c}_std"]) for c in columns}, method=r["method"],
-            missing={c: int(r["n"]) - int(r[f"{c}_n"]) for c in columns},
+            missing={c: int(r["n"]) - int(r[f"{c}_n"]) for c in group.bench_columns},  # (ranking: never "not in")
             ci={c: (r[f"{c}_ci_lo"], r[f"{c}_ci_hi"]) for c in columns})
         for _, r in agg.iterrows()
     ]  # fmt: skip
@@ -137,12 +142,14 @@ def build_table(group: Group, benchmark=None, published: pd.DataFrame | None = N
             if row.label in comp:
                 row.compare[c] = comp[row.label]
     notes = [STD_NOTE, SIG_NOTE]
-    outside = sorted({a for c in columns for a in group.runs.loc[group.missing(c), "arch"].dropna()})
+    outside = sorted({a for c in group.bench_columns for a in group.runs.loc[group.missing(c), "arch"].dropna()})
     if outside:
         notes.append(
             f"{len(outside)} found cell(s) are not in the benchmark: shown as '{NOT_IN_BENCH}'; {PARTIAL_MARK} marks a "
             "mean over only the runs whose cell is in it"
         )
+    if RANK_COLUMN in columns:
+        notes.append(RANK_NOTE)
     notes += group_warnings(group)
     if group.shared_overrides:
         notes.append("every run used overrides " + ", ".join(f"{k}={v}" for k, v in group.shared_overrides.items()))
@@ -207,6 +214,8 @@ def format_value(mean: float, std: float, kind: str, missing: int = 0, ci: tuple
 
 
 def column_title(col: str) -> str:
+    if col == RANK_COLUMN:
+        return "ranking τ"
     ds, m = col.rsplit("_", 1)
     return f"{DATASET_NAMES.get(ds, ds)} {m}"
 
