@@ -88,6 +88,17 @@ def _labels(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(frame[col]))
 
 
+def _curve_labels(epochs: pd.DataFrame, colors: dict[str, Any] | None, styles: dict[str, str] | None
+                  ) -> tuple[str, dict[str, Any], dict[str, str], list[str]]:  # fmt: skip
+    """What every curve figure starts from: the label column, the colours and line styles (the given ones or the
+    frame's own), and the labels present in the table's row order (the palette's)."""
+    key = "label" if "label" in epochs else "variant"
+    colors = colors or palette(epochs)
+    styles = styles or linestyles(epochs)
+    present = set(epochs[key])
+    return key, colors, styles, [lab for lab in colors if lab in present]
+
+
 def _style(ax) -> None:
     ax.grid(True, alpha=STYLE["grid.alpha"])
     for side in ("top", "right"):
@@ -119,11 +130,7 @@ def search_curves(epochs: pd.DataFrame, datasets: list[str], colors: dict[str, A
                   styles: dict[str, str] | None = None) -> Figure:  # fmt: skip
     """Benchmark test accuracy of the derived cell vs epoch: one axes per benchmark dataset, one line per label
     (mean over seeds) with a band from the lowest to the highest seed (a band that never leaves the data)."""
-    key = "label" if "label" in epochs else "variant"
-    colors = colors or palette(epochs)
-    styles = styles or linestyles(epochs)
-    present = set(epochs[key])
-    labels = [lab for lab in colors if lab in present]  # the table's row order (the palette's)
+    key, colors, styles, labels = _curve_labels(epochs, colors, styles)
     fig, axes = _figure(max(len(datasets), 1), width=4.6)
     for ax, ds in zip(axes, datasets):
         col = f"{ds}_test"
@@ -162,11 +169,7 @@ def anytime_curves(epochs: pd.DataFrame, datasets: list[str], optima: dict[str, 
     t-band over seeds; a second row with the regret to the benchmark optimum when ``optima`` gives it. Each seed is
     a step function (the last derived cell holds until the next), read on a common time grid where every seed of
     the label has started."""
-    key = "label" if "label" in epochs else "variant"
-    colors = colors or palette(epochs)
-    styles = styles or linestyles(epochs)
-    present = set(epochs[key])
-    labels = [lab for lab in colors if lab in present]
+    key, colors, styles, labels = _curve_labels(epochs, colors, styles)
     rows = 2 if optima else 1
     fig = Figure(figsize=(4.6 * max(len(datasets), 1), 3.4 * rows), layout="constrained")
     FigureCanvasAgg(fig)
@@ -207,11 +210,7 @@ def anytime_curves(epochs: pd.DataFrame, datasets: list[str], optima: dict[str, 
 
 def loss_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None, styles: dict[str, str] | None = None) -> Figure:
     """Mean train and valid loss per epoch (mean over seeds, band lowest to highest seed), one axes each."""
-    key = "label" if "label" in epochs else "variant"
-    colors = colors or palette(epochs)
-    styles = styles or linestyles(epochs)
-    present = set(epochs[key])
-    labels = [lab for lab in colors if lab in present]
+    key, colors, styles, labels = _curve_labels(epochs, colors, styles)
     fig, axes = _figure(2, width=4.6)
     for ax, col in zip(axes, ("train_loss", "valid_loss")):
         for lab in labels:
@@ -248,11 +247,7 @@ def ranking_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None,
     None when no run measured it."""
     if "rank_top10" not in epochs or epochs["rank_top10"].isna().all():
         return None
-    key = "label" if "label" in epochs else "variant"
-    colors = colors or palette(epochs)
-    styles = styles or linestyles(epochs)
-    present = set(epochs[key])
-    labels = [lab for lab in colors if lab in present]
+    key, colors, styles, labels = _curve_labels(epochs, colors, styles)
     fig, axes = _figure(len(RANK_MEASURES), width=4.4)
     for ax, (col, name) in zip(axes, RANK_MEASURES):
         bottom = 0.0 if col == "rank_top10" else -1.0
@@ -285,11 +280,7 @@ def entropy_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None,
     band = lowest to highest seed; the uniform distribution's log 5 marked. None when no run recorded it."""
     if "arch_entropy" not in epochs or epochs["arch_entropy"].isna().all():
         return None
-    key = "label" if "label" in epochs else "variant"
-    colors = colors or palette(epochs)
-    styles = styles or linestyles(epochs)
-    present = set(epochs[key])
-    labels = [lab for lab in colors if lab in present]
+    key, colors, styles, labels = _curve_labels(epochs, colors, styles)
     fig, (ax,) = _figure(1, width=6.5)
     for lab in labels:
         stats = epochs[epochs[key] == lab].groupby("epoch")["arch_entropy"].agg(["mean", "min", "max"]).dropna()
