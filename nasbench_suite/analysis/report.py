@@ -197,8 +197,7 @@ FIGURE_CAPTIONS = {
     "losses": "Mean weight-step (train) and arch-step (valid) loss per epoch; band = lowest to highest seed.",
     "ranking": "Supernet ranking quality: Kendall tau, Spearman rho and top-10 overlap between the supernet's "
                "accuracies of a fixed sample of cells (the same for every run) and their benchmark test accuracy, "
-               "measured every rank_every epochs; line = mean, band = 95% t-interval over seeds (clipped to the "
-               "measure's range).",
+               "measured every rank_every epochs; line = mean over seeds, band = lowest to highest seed.",
     "entropy": "Search dynamics: mean per-edge entropy of each method's architecture distribution (softmax(alpha), "
                "ENAS's controller, E2NAS's decoder P; RSPS is uniform); band = lowest to highest seed.",
     "dynamics": "Search dynamics: each op's probability on each edge after every epoch, for one seed per method.",
