@@ -187,9 +187,11 @@ def anytime_curves(epochs: pd.DataFrame, datasets: list[str], optima: dict[str, 
                                                         0, None)] for g in seeds])  # fmt: skip
             for i, (sub, y) in enumerate(((vals, "acc"), ((optima or {}).get(ds, np.nan) - vals, "regret"))[:rows]):
                 mean, lo, hi = _band(sub)
+                lo, hi = np.clip(lo, 0, 100), np.clip(hi, 0, 100)  # (two seeds: a t-band far outside 0-100 %)
                 ax = axes[i][j]
                 ax.plot(grid, mean, color=colors[lab], ls=styles.get(lab, "-"), lw=1.6, label=lab, drawstyle="steps-post")
-                ax.fill_between(grid, lo, hi, color=colors[lab], alpha=0.15, lw=0, step="post")
+                ax.fill_between(grid, lo, hi, color=colors[lab], alpha=0.15 if len(labels) <= 8 else 0.04, lw=0,
+                                step="post")  # (fainter with many labels: an ablation grid's bands hid the lines)
         name = DATASET_NAMES.get(ds, ds)
         axes[0][j].set_ylabel(f"{name} test accuracy (%)")
         axes[0][j].set_title(f"derived cell on {name}")
@@ -401,7 +403,8 @@ def e2nas_ablation(frame: pd.DataFrame, by: str, datasets: list[str]) -> Figure 
         return None  # an ablation needs at least two settings to show anything
     other = "eps" if by == "gamma" else "gamma"
     order = sorted(frame[by].unique(), key=setting_key)
-    fig, axes = _figure(max(len(datasets), 1), width=max(4.5, 0.9 * len(order) + 2))
+    # capped width: with 8 gamma settings the three axes would otherwise be shrunk to unreadable text in the page
+    fig, axes = _figure(max(len(datasets), 1), width=min(6.0, max(4.5, 0.6 * len(order) + 1.5)))
     data = frame.assign(**{by: frame[by].astype(str), other: frame[other].astype(str)})
     order_s = [str(o) for o in order]
     for ax, ds in zip(axes, datasets):
@@ -414,6 +417,8 @@ def e2nas_ablation(frame: pd.DataFrame, by: str, datasets: list[str]) -> Figure 
         for i, o in enumerate(order_s):
             if o in means:
                 ax.hlines(means[o], i - 0.3, i + 0.3, color="black", lw=2)
+        if len(order) > 5:
+            ax.tick_params(axis="x", labelrotation=35)
         ax.set_xlabel("gamma schedule" if by == "gamma" else "epsilon (complementation weight)")
         ax.set_ylabel(f"{DATASET_NAMES.get(ds, ds)} test accuracy (%)")
         ax.set_title(f"E2NAS: accuracy vs {by}")

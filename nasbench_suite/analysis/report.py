@@ -193,7 +193,7 @@ FIGURE_CAPTIONS = {
               "to highest seed.",
     "anytime": "Anytime performance: test accuracy of the current derived cell (and regret to the benchmark "
                "optimum, when known) against the run's cumulative wall-clock seconds, log x; line = mean, band = 95% "
-               "t-interval over seeds.",
+               "t-interval over seeds (clipped to 0-100 %).",
     "losses": "Mean weight-step (train) and arch-step (valid) loss per epoch; band = lowest to highest seed.",
     "ranking": "Supernet ranking quality: Kendall tau, Spearman rho and top-10 overlap between the supernet's "
                "accuracies of a fixed sample of cells (the same for every run) and their benchmark test accuracy, "
