@@ -297,7 +297,7 @@ def _check_data(protocols, data_root) -> None:
     for p in protocols:
         if p.dataset not in loaded:
             loaded[p.dataset] = load_dataset(p.dataset, data_root if p.dataset != "digits" else None)
-        split = search_split(loaded[p.dataset], p.split_seed)
+        split = search_split(loaded[p.dataset], p.split_seed, official=p.split == "official")
         room = min(len(split.train), len(split.valid))
         if p.batch_size > room:
             std = STANDARD_SIZES.get(p.dataset)

@@ -202,14 +202,14 @@ class Run:
         with self.numerics():
             seed_everything(spec.seed)
             self.dataset = load_dataset(p.dataset, options.data_root)
-            split = search_split(self.dataset, p.split_seed)
+            split = search_split(self.dataset, p.split_seed, official=p.split == "official")
             # As the reference's loaders: every training image once per epoch with a smaller last batch (no
             # drop_last; 391 steps at batch 64 on 25k images), and for each training image one validation image
             # drawn with replacement (xautodl's SearchDataset), so the arch batch has the train batch's size (draw()).
             stream = dict(device=self.device, batch_size=p.batch_size, dtype=torch_dtype(p.dtype), drop_last=False)
             self.train_stream = BatchStream.from_part(split.train, self.dataset, seed=spec.seed * 2 + 1, **stream)
             self.valid_stream = BatchStream.from_part(split.valid, self.dataset, seed=spec.seed * 2 + 2, **stream)
-            self.split_name = split_name(self.dataset.name, p.split_seed)
+            self.split_name = split_name(self.dataset.name, p.split_seed, official=p.split == "official")
             self._valid_part = split.valid
             self.steps_per_epoch = p.steps_per_epoch or self.train_stream.steps_per_epoch
 

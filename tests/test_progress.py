@@ -42,7 +42,8 @@ def test_cli_workers_print_a_plain_line_per_epoch_when_not_a_terminal(tmp_path):
     for seed in (0, 1):
         rid = RunSpec("rsps", seed, "quick", TINY).run_id
         for epoch in (1, 2):
-            line = re.search(rf"^  {re.escape(rid)} epoch {epoch}/2 loss \d+\.\d+ \|.*\| \(.*s\) \[pid \d+\]"
+            line = re.search(rf"^  {re.escape(rid)} epoch {epoch}/2 loss \d+\.\d+ (\|.*\||\(cell not derived this epoch\)) "
+                             rf"\(.*s\) \[pid \d+\]"
                              rf" \(ETA run \S+, plan \S+\)$", res.stderr, re.M)  # fmt: skip
             assert line, (rid, epoch, res.stderr)
     assert "\r" not in res.stderr  # no bar redraws in a log file
