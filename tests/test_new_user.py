@@ -16,6 +16,8 @@ from nasbench_suite.plan import build_plan
 
 from .test_data import write_cifar10
 
+pytestmark = pytest.mark.timeout(600)  # subprocesses: a hung one fails the test instead of the CI run
+
 REPO = Path(__file__).resolve().parents[1]
 
 

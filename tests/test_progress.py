@@ -10,11 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from nasbench_suite.config import RunSpec
 from nasbench_suite.executors import Outcome, run_inprocess, run_pool
 from nasbench_suite.progress import PlanProgress, throttled
 from nasbench_suite.runner import Run, RunOptions
 from nasbench_suite.store import Store
+
+pytestmark = pytest.mark.timeout(900)  # subprocesses: a hung one fails the test instead of the CI run
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = (("epochs", "2"), ("steps_per_epoch", "3"), ("select_candidates", "4"), ("C", "4"))

@@ -18,7 +18,7 @@ from nasbench_suite.analysis import render_report
 from .conftest import skip_unless_ci
 from .test_analysis import GOOD, MIXED, SKIP, FakeBenchmark, bench, write_run
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
