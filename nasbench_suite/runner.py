@@ -32,7 +32,7 @@ from .config import RunSpec, resolve
 from .data import BatchStream, load_dataset, search_split
 from .data.splits import split_name
 from .errors import ConfigError, StoreError
-from .method import SearchContext, get_method, plain_state, rng_state, set_rng_state
+from .method import get_method, make_context, plain_state, rng_state, set_rng_state
 from .numerics import numerics, torch_dtype
 from .store import SCHEMA_VERSION, Store, _json_default, atomic_write_bytes, read_record
 from .supernet import Supernet, SupernetConfig
@@ -218,21 +218,12 @@ class Run:
                                p.lastact_follows_flags)
             ).to(self.device, torch_dtype(p.dtype))  # fmt: skip
             apply_protocol_fast_options(self.supernet, p)
-            self.w_optimizer = torch.optim.SGD(
-                self.supernet.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay
-            )
             self.method = cls(self.config.hparams)
-            self.ctx = SearchContext(
-                supernet=self.supernet,
-                protocol=p,
-                device=self.device,
-                seed=spec.seed,
-                epochs=p.epochs,
-                steps_per_epoch=self.steps_per_epoch,
-                rng=np.random.default_rng(spec.seed),
-                w_optimizer=self.w_optimizer,
+            self.ctx = make_context(
+                self.supernet, p, seed=spec.seed, steps_per_epoch=self.steps_per_epoch, device=self.device,
                 selection_batches=self.selection_batches,
-            )
+            )  # fmt: skip
+            self.w_optimizer = self.ctx.w_optimizer
             self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run

@@ -27,11 +27,12 @@ import torch
 import torch.nn.functional as F
 
 from nasbench_suite.config import Protocol
-from nasbench_suite.method import SearchContext
+from nasbench_suite.method import SearchContext, make_context
 from nasbench_suite.space import NUM_EDGES, NUM_OPS, sample_cell
 from nasbench_suite.supernet import Supernet, SupernetConfig
 
-from .search import E2NAS, VAE_EXTRA_KEY
+from .search import E2NAS
+from .vae import committed_or_standin
 
 
 def _sync(device: torch.device) -> None:
@@ -39,32 +40,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _vae():
-    """The committed autoencoder if present, else an untrained one of the default size (same cost)."""
-    from .vae import DEFAULT_WEIGHTS, GraphVAE, VAEConfig, load_vae
-
-    if DEFAULT_WEIGHTS.exists():
-        model, sha = load_vae(DEFAULT_WEIGHTS)
-        return model, sha, "committed"
-    torch.manual_seed(0)
-    return GraphVAE(VAEConfig()).eval(), "untrained", "untrained (default config; committed weights absent)"
-
-
-def _ctx(C: int, N: int, device: torch.device, vae_entry, seed: int) -> SearchContext:
+def _ctx(C: int, N: int, device: torch.device, seed: int) -> SearchContext:
     torch.manual_seed(seed)
     net = Supernet(SupernetConfig(C=C, N=N, num_classes=10)).to(device)
-    return SearchContext(
-        supernet=net,
-        protocol=Protocol(C=C, N=N),
-        device=device,
-        seed=seed,
-        epochs=250,
-        steps_per_epoch=1,
-        rng=np.random.default_rng(seed),
-        w_optimizer=torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, nesterov=True, weight_decay=5e-4),
-        selection_batches=lambda epoch: iter(()),
-        extra={VAE_EXTRA_KEY: vae_entry},
-    )
+    return make_context(net, Protocol(C=C, N=N), seed=seed, steps_per_epoch=1, device=device)
 
 
 class _InlineGDAS:
@@ -119,14 +98,15 @@ def bench_step(
 ) -> dict[str, Any]:
     """Time E2NAS and GDAS search steps interleaved; return medians, the ratio and the novelty/decode costs."""
     dev = torch.device(device)
-    model, sha, vae_kind = _vae()
-    e2 = E2NAS(E2NAS.Hparams(gamma="static:0.5"))
-    e2.setup(_ctx(C, N, dev, (model, sha), seed))
+    model, sha, note = committed_or_standin()
+    vae_kind = note or "committed"
+    e2 = E2NAS(E2NAS.Hparams(gamma="static:0.5"), vae=(model, sha))
+    e2.setup(_ctx(C, N, dev, seed))
     e2.begin_epoch(0)
     rng = np.random.default_rng(seed)
     for _ in range(e2.hparams.archive_size):  # a full archive: the novelty term is active
         e2.novelty.append(sample_cell(rng).index)
-    gdas, gdas_kind = _gdas(_ctx(C, N, dev, (model, sha), seed))
+    gdas, gdas_kind = _gdas(_ctx(C, N, dev, seed))
 
     gen = torch.Generator().manual_seed(seed)
 

@@ -256,4 +256,17 @@ def load_default_vae() -> tuple[GraphVAE, str]:
     return load_vae(DEFAULT_WEIGHTS)
 
 
-__all__ = ["VAEConfig", "GraphVAE", "save_vae", "load_vae", "load_default_vae", "vae_bytes", "DEFAULT_WEIGHTS"]
+def committed_or_standin() -> tuple[GraphVAE, str, str]:
+    """For step timing: the committed autoencoder, or (weights absent) an untrained one of the default size, which
+    costs the same. Returns ``(model, sha256 or "untrained", note)``; the note is empty for the committed one.
+    The stand-in is drawn from its own seed without touching the caller's torch RNG."""
+    if DEFAULT_WEIGHTS.exists():
+        model, sha = load_vae(DEFAULT_WEIGHTS)
+        return model, sha, ""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GraphVAE(VAEConfig()).eval()
+    return model, "untrained", "untrained autoencoder stand-in (same cost): committed weights absent"
+
+
+__all__ = ["VAEConfig", "GraphVAE", "save_vae", "load_vae", "load_default_vae", "vae_bytes", "committed_or_standin", "DEFAULT_WEIGHTS"]
