@@ -204,6 +204,12 @@ class OneShotMethod(ABC):
         return {}
 
     # -- helpers shared by methods -----------------------------------------------------------------------------
+    def best_of(self, cells: list[Cell], epoch: int) -> Cell:
+        """The candidate with the best :meth:`score_cells` accuracy on ``ctx.selection_batches(epoch)`` (the first
+        best on ties, as the reference's ``np.argmax``)."""
+        scores = self.score_cells(cells, self.ctx.selection_batches(epoch))
+        return cells[int(np.argmax(scores))]
+
     @torch.no_grad()
     def score_cells(self, cells: list[Cell], batches: Iterator[Batch]) -> list[float]:
         """Accuracy (%) of each cell on the next batch of ``batches`` (one batch per candidate, as the reference)."""
