@@ -24,22 +24,19 @@ import torch
 
 from nasbench_suite.config import setting
 from nasbench_suite.method import ce_and_acc, register
-from nasbench_suite.space import EDGES, NUM_NODES, NUM_OPS, Cell, all_ops_array, sample_cell
+from nasbench_suite.space import EDGES, IN_EDGES, NONE, NUM_NODES, NUM_OPS, Cell, all_ops_array, sample_cell
 
 from .alpha import AlphaMethod
-
-_NONE = 0
-
 
 def sample_urs_cell(rng: np.random.Generator) -> Cell:
     """The reference's ``forward_urs`` draw for one cell: per node, its input ops uniform, redrawn while all are
     ``none``."""
     ops = [0] * len(EDGES)
     for i in range(1, NUM_NODES):
-        edges = [e for e, (dst, _) in enumerate(EDGES) if dst == i]
+        edges = IN_EDGES[i]
         while True:
             picks = rng.integers(0, NUM_OPS, size=len(edges))
-            if (picks != _NONE).any():
+            if (picks != NONE).any():
                 break
         for e, o in zip(edges, picks):
             ops[e] = int(o)

@@ -41,6 +41,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .analysis.aggregate import METHOD_ORDER
+from .data.sources import CIFAR10_MEAN, CIFAR10_STD
 from .errors import ConfigError, NasSuiteError
 
 XAUTODL_HINT = "the benchmark's reference needs xautodl 1.0.0: pip install --no-deps xautodl"
@@ -60,9 +62,7 @@ REFERENCE_KIND = {
     "rsps": "random",
     "enas": "enas",
 }
-DEFAULT_METHODS = ("darts-v1", "darts-v2", "gdas", "setn", "enas", "rsps", "e2nas")
-MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
-STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
+DEFAULT_METHODS = METHOD_ORDER  # every built-in method, in the reports' order
 
 
 class ReferenceMissing(NasSuiteError):
@@ -304,8 +304,8 @@ def make_stream(n: int, hw: int, batch: int, device, seed: int, channels_last: b
     g = np.random.default_rng(seed)
     images = g.integers(0, 256, size=(n, hw, hw, 3), dtype=np.uint8)
     labels = g.integers(0, 10, size=n)
-    return BatchStream(images, labels, mean=MEAN, std=STD, pad=hw // 8, batch_size=batch, device=device, seed=seed,
-                       channels_last=channels_last)  # fmt: skip
+    return BatchStream(images, labels, mean=CIFAR10_MEAN, std=CIFAR10_STD, pad=hw // 8, batch_size=batch, device=device,
+                       seed=seed, channels_last=channels_last)  # fmt: skip
 
 
 class OurStepper:
@@ -377,7 +377,8 @@ class StepTiming:
     ref_all_ms: list[float] = field(default_factory=list)
 
 
-def _sync(device: torch.device) -> None:
+def device_sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so a wall-clock reading covers it; a no-op on the CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -396,13 +397,13 @@ class _Timer:
         if seed is not None:  # both sides draw the same torch/python random numbers in step i (same GDAS cells)
             torch.manual_seed(seed)
             random.seed(seed)
-        _sync(self.device)
+        device_sync(self.device)
         if cuda:
             base = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
         self.last = fn(*args)
-        _sync(self.device)
+        device_sync(self.device)
         dt = time.perf_counter() - t0
         if record:
             self.times.append(dt)

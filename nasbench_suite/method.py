@@ -148,8 +148,6 @@ class OneShotMethod(ABC):
     name: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
     Hparams: ClassVar[type] = NoHparams
-    #: which supernet tensors the weight step trains; the conformance test checks gradients reach exactly these
-    trains_supernet: ClassVar[bool] = True
     #: named sweeps (``nas-suite run --grid NAME``): each a list of ``--set`` mappings, one stored run per point
     grids: ClassVar[dict[str, list[dict[str, str]]]] = {}
 
@@ -297,7 +295,7 @@ def register(name: str, aliases: tuple[str, ...] = ()):
 
 def _load_builtin_methods() -> None:
     # Importing a module registers its methods. Keep this list the only place built-in methods are named.
-    import importlib
+    from .imports import import_optional
 
     for module in (
         "baselines.rsps",
@@ -308,11 +306,7 @@ def _load_builtin_methods() -> None:
         "baselines.enas",
         "methods.e2nas.search",
     ):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if not module.startswith(e.name or "\0"):  # only the plugin itself may be absent  # a missing dependency inside an existing module is a real error
-                raise
+        import_optional(module)  # a method package that is not installed is skipped
     _load_plugins()
 
 

@@ -40,7 +40,6 @@ import click
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .errors import ConfigError
 from .space import NUM_CELLS, NUM_EDGES, NUM_OPS, Cell, all_ops_array

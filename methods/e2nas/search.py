@@ -131,14 +131,11 @@ class E2NAS(OneShotMethod):
         if self._given_vae is not None:
             model, sha = self._given_vae
             return copy.deepcopy(model), sha, "<given>"
-        from .vae import DEFAULT_WEIGHTS, load_vae
+        from .vae import DEFAULT_WEIGHTS, load_vae, missing_weights_message
 
         path = Path(self.hparams.vae_path) if self.hparams.vae_path else DEFAULT_WEIGHTS
         if not path.exists():
-            raise ConfigError(
-                f"E2NAS autoencoder weights {path} not found: train them with `nas-suite e2nas train-vae`"
-                + ("" if self.hparams.vae_path else " (or set vae_path=...)")
-            )
+            raise ConfigError(missing_weights_message(path) + ("" if self.hparams.vae_path else " (or set vae_path=...)"))
         model, sha = load_vae(path)
         return model, sha, str(path)
 
