@@ -28,6 +28,7 @@ from nasbench_suite.space import EDGES, IN_EDGES, NONE, NUM_NODES, NUM_OPS, Cell
 
 from .alpha import AlphaMethod
 
+
 def sample_urs_cell(rng: np.random.Generator) -> Cell:
     """The reference's ``forward_urs`` draw for one cell: per node, its input ops uniform, redrawn while all are
     ``none``."""

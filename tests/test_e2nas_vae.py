@@ -11,8 +11,14 @@ from methods.e2nas import graph
 from methods.e2nas.graph import ADD, END, START, cell_to_types, types_to_ops
 from methods.e2nas.train_vae import all_types, evaluate_gates, fit_vae, min_pairwise_distance
 from methods.e2nas.vae import (
-    DEFAULT_WEIGHTS, GraphVAE, VAEConfig, load_default_vae, load_vae, missing_weights_message, save_vae,
-)  # fmt: skip
+    DEFAULT_WEIGHTS,
+    GraphVAE,
+    VAEConfig,
+    load_default_vae,
+    load_vae,
+    missing_weights_message,
+    save_vae,
+)
 from nasbench_suite.space import NUM_CELLS, Cell, all_ops_array
 
 from .conftest import skip_unless_ci
