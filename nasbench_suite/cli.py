@@ -78,14 +78,11 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
     def _load(self, name: str) -> click.Command | None:
-        import importlib
+        from .imports import import_optional
 
         module, _, attr = self.lazy_commands[name][0].partition(":")
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if not module.startswith(e.name or "\0"):  # only the plugin itself may be absent
-                raise
+        mod = import_optional(module)
+        if mod is None:
             return None
         cmd = getattr(mod, attr)
         self.commands[name] = cmd  # imported once

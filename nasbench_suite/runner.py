@@ -28,11 +28,12 @@ import torch
 
 from . import __version__
 from .benchmarks import Benchmark, open_benchmark
+from .claims import DEFAULT_STALE_AFTER_S
 from .config import RunSpec, resolve
 from .data import BatchStream, load_dataset, search_split
 from .data.splits import split_name
-from .errors import ConfigError, StoreError
-from .method import SearchContext, get_method, plain_state, rng_state, set_rng_state
+from .errors import ConfigError
+from .method import get_method, make_context, plain_state, rng_state, set_rng_state
 from .numerics import numerics, torch_dtype
 from .store import SCHEMA_VERSION, Store, _json_default, atomic_write_bytes, read_record
 from .supernet import Supernet, SupernetConfig
@@ -55,7 +56,7 @@ class RunOptions:
     device: str = "cpu"
     force: bool = False  # rerun even when a finished record exists
     keep_checkpoint: bool = False
-    claim_stale_s: float = 2 * 3600.0  # a claim from another host without heartbeat for this long is taken over
+    claim_stale_s: float = DEFAULT_STALE_AFTER_S  # a claim from another host without heartbeat for this long is taken over
 
 
 #: Receives the step and epoch events described in :mod:`nasbench_suite.progress`.
@@ -218,21 +219,12 @@ class Run:
                                p.lastact_follows_flags)
             ).to(self.device, torch_dtype(p.dtype))  # fmt: skip
             apply_protocol_fast_options(self.supernet, p)
-            self.w_optimizer = torch.optim.SGD(
-                self.supernet.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay
-            )
             self.method = cls(self.config.hparams)
-            self.ctx = SearchContext(
-                supernet=self.supernet,
-                protocol=p,
-                device=self.device,
-                seed=spec.seed,
-                epochs=p.epochs,
-                steps_per_epoch=self.steps_per_epoch,
-                rng=np.random.default_rng(spec.seed),
-                w_optimizer=self.w_optimizer,
+            self.ctx = make_context(
+                self.supernet, p, seed=spec.seed, steps_per_epoch=self.steps_per_epoch, device=self.device,
                 selection_batches=self.selection_batches,
-            )
+            )  # fmt: skip
+            self.w_optimizer = self.ctx.w_optimizer
             self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
@@ -395,7 +387,6 @@ class Run:
         self.store.ensure_writable()
         self._progress = progress
         resumed = self.try_resume()
-        started = time.time()
         for epoch in range(len(self.epochs_done), self.protocol.epochs):
             if stop_after is not None and epoch >= stop_after:
                 return None
@@ -407,13 +398,13 @@ class Run:
             if progress:
                 progress({"kind": "epoch", "run_id": self.run_id, "epoch": epoch + 1, "epochs": self.protocol.epochs,
                           "steps": self.steps_per_epoch, "line": line})  # fmt: skip
-        record = self.build_record(resumed, started)
+        record = self.build_record(resumed)
         self.store.write_record(record)
         if not self.options.keep_checkpoint:
             self.store.checkpoint_path(self.run_id).unlink(missing_ok=True)
         return record
 
-    def build_record(self, resumed: bool, started: float) -> dict[str, Any]:
+    def build_record(self, resumed: bool) -> dict[str, Any]:
         last = self.epochs_done[-1]
         return {
             "schema_version": SCHEMA_VERSION,
