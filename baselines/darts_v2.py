@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from nasbench_suite.config import setting
 from nasbench_suite.method import ce_and_acc, register
 
-from .darts_v1 import AlphaMethod, KeepArchGradMixin
+from .alpha import AlphaMethod, KeepArchGradMixin
 
 
 @register("darts-v2", aliases=("dartsv2", "darts-2nd"))

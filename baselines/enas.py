@@ -196,8 +196,7 @@ class ENAS(OneShotMethod):
         gen.manual_seed(int(np.random.SeedSequence([self.ctx.seed, epoch, 0xE4A5]).generate_state(1)[0]))
         with torch.no_grad():
             cells = [Cell(tuple(self.controller(generator=gen)[2])) for _ in range(max(1, n))]
-        scores = self.score_cells(cells, self.ctx.selection_batches(epoch))
-        return cells[int(np.argmax(scores))]
+        return self.best_of(cells, epoch)
 
     def state_dict(self):
         return {

@@ -19,7 +19,7 @@ import torch
 from nasbench_suite.config import setting
 from nasbench_suite.method import ce_and_acc, register
 
-from .darts_v1 import AlphaMethod, KeepArchGradMixin
+from .alpha import AlphaMethod, KeepArchGradMixin
 
 
 def gumbel_hard_weights(alpha: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,9 +62,7 @@ class GDAS(KeepArchGradMixin, AlphaMethod):
         self.weight_step_keep_arch_grad(loss)
         xv, yv = valid_batch
         arch_loss, arch_acc = ce_and_acc(self.forward(xv), yv)
-        self.a_optimizer.zero_grad(set_to_none=True)
-        (self.alpha.grad,) = torch.autograd.grad(arch_loss, [self.alpha])
-        self.a_optimizer.step()
+        self.arch_update(arch_loss)
         return {
             "train_loss": loss.item(),
             "train_acc": acc,

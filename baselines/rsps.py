@@ -51,5 +51,4 @@ class RSPS(WeightSamplingMixin, OneShotMethod):
             cells = [Cell(tuple(int(o) for o in ops[i])) for i in picks]
         else:
             cells = [sample_cell(rng) for _ in range(n)]
-        scores = self.score_cells(cells, self.ctx.selection_batches(epoch))
-        return cells[int(np.argmax(scores))]
+        return self.best_of(cells, epoch)

@@ -24,11 +24,9 @@ import torch
 
 from nasbench_suite.config import setting
 from nasbench_suite.method import ce_and_acc, register
-from nasbench_suite.space import EDGES, NUM_NODES, NUM_OPS, Cell, all_ops_array, sample_cell
+from nasbench_suite.space import EDGES, IN_EDGES, NONE, NUM_NODES, NUM_OPS, Cell, all_ops_array, sample_cell
 
-from .darts_v1 import AlphaMethod
-
-_NONE = 0
+from .alpha import AlphaMethod
 
 
 def sample_urs_cell(rng: np.random.Generator) -> Cell:
@@ -36,10 +34,10 @@ def sample_urs_cell(rng: np.random.Generator) -> Cell:
     ``none``."""
     ops = [0] * len(EDGES)
     for i in range(1, NUM_NODES):
-        edges = [e for e, (dst, _) in enumerate(EDGES) if dst == i]
+        edges = IN_EDGES[i]
         while True:
             picks = rng.integers(0, NUM_OPS, size=len(edges))
-            if (picks != _NONE).any():
+            if (picks != NONE).any():
                 break
         for e, o in zip(edges, picks):
             ops[e] = int(o)
@@ -91,12 +89,9 @@ class SETN(WeightSamplingMixin, AlphaMethod):
         ctx.weight_step(loss, clip=self.hparams.clip_weight_grads)
         xv, yv = valid_batch
         arch_loss, arch_acc = ce_and_acc(net.forward_mixture(xv, torch.softmax(self.alpha, -1)), yv)
-        self.a_optimizer.zero_grad(set_to_none=True)
-        (self.alpha.grad,) = torch.autograd.grad(arch_loss, [self.alpha])
-        self.a_optimizer.step()
+        self.arch_update(arch_loss)
         return {"train_loss": loss.item(), "train_acc": acc, "valid_loss": arch_loss.item(), "valid_acc": arch_acc}
 
     def derive(self, epoch: int) -> Cell:
         cells = top_cells_by_log_prob(self.alpha, self.ctx.protocol.select_candidates)
-        scores = self.score_cells(cells, self.ctx.selection_batches(epoch))
-        return cells[int(np.argmax(scores))]
+        return self.best_of(cells, epoch)

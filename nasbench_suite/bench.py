@@ -41,6 +41,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .analysis.aggregate import METHOD_ORDER
+from .data.sources import CIFAR10_MEAN, CIFAR10_STD
 from .errors import ConfigError, NasSuiteError
 
 XAUTODL_HINT = "the benchmark's reference needs xautodl 1.0.0: pip install --no-deps xautodl"
@@ -60,9 +62,7 @@ REFERENCE_KIND = {
     "rsps": "random",
     "enas": "enas",
 }
-DEFAULT_METHODS = ("darts-v1", "darts-v2", "gdas", "setn", "enas", "rsps", "e2nas")
-MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
-STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
+DEFAULT_METHODS = METHOD_ORDER  # every built-in method, in the reports' order
 
 
 class ReferenceMissing(NasSuiteError):
@@ -304,8 +304,8 @@ def make_stream(n: int, hw: int, batch: int, device, seed: int, channels_last: b
     g = np.random.default_rng(seed)
     images = g.integers(0, 256, size=(n, hw, hw, 3), dtype=np.uint8)
     labels = g.integers(0, 10, size=n)
-    return BatchStream(images, labels, mean=MEAN, std=STD, pad=hw // 8, batch_size=batch, device=device, seed=seed,
-                       channels_last=channels_last)  # fmt: skip
+    return BatchStream(images, labels, mean=CIFAR10_MEAN, std=CIFAR10_STD, pad=hw // 8, batch_size=batch, device=device,
+                       seed=seed, channels_last=channels_last)  # fmt: skip
 
 
 class OurStepper:
@@ -313,7 +313,7 @@ class OurStepper:
 
     def __init__(self, method: str, config, device: torch.device, ref_state=None, ref_alpha=None,
                  fast: FastOptions = EAGER, seed: int = 0):  # fmt: skip
-        from .method import SearchContext, get_method
+        from .method import get_method, make_context
         from .supernet import Supernet, SupernetConfig, load_reference_state_dict
 
         p = config.protocol
@@ -327,9 +327,6 @@ class OurStepper:
             from .supernet import apply_fast_options
 
             apply_fast_options(self.net, amp=fast.amp, channels_last=fast.channels_last, compile=fast.compile)
-        self.w_optimizer = torch.optim.SGD(
-            self.net.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay
-        )
         hw = next((v["hw"] for v in SIZES.values() if v["C"] == p.C), 32)
         sel = min(p.select_batch_size, 256)
 
@@ -337,12 +334,10 @@ class OurStepper:
             # (the runner's signature; synthetic images, so the transform does not matter for timing)
             return make_stream(max(sel, 64), hw, sel, device, 10_000 + epoch + 1_000_003 * salt, fast.channels_last)
 
-        self.ctx = SearchContext(
-            supernet=self.net, protocol=p, device=device, seed=seed, epochs=p.epochs, steps_per_epoch=391,
-            rng=np.random.default_rng(seed), w_optimizer=self.w_optimizer, selection_batches=selection_batches,
-        )  # fmt: skip
-        self.note = _prepare_extras(cls.name, self.ctx)
-        self.method = cls(config.hparams)
+        self.ctx = make_context(self.net, p, seed=seed, steps_per_epoch=391, device=device,
+                                selection_batches=selection_batches)  # fmt: skip
+        self.w_optimizer = self.ctx.w_optimizer
+        self.method, self.note = cls.for_timing(config.hparams)
         self.method.setup(self.ctx)
         if ref_alpha is not None:
             arch = self.method.arch_parameters()
@@ -357,22 +352,6 @@ class OurStepper:
             out = self.method.search_step(train_batch, valid_batch, 0, self._step)
         self._step += 1
         return out
-
-
-def _prepare_extras(method: str, ctx) -> str:
-    """Method-specific inputs a run would load from disk; returns a note when a stand-in was used."""
-    if method != "e2nas":
-        return ""
-    try:
-        from methods.e2nas.search import VAE_EXTRA_KEY
-        from methods.e2nas.vae import DEFAULT_WEIGHTS, GraphVAE, VAEConfig, load_vae
-    except ImportError:
-        return ""
-    if DEFAULT_WEIGHTS.exists():
-        ctx.extra[VAE_EXTRA_KEY] = load_vae(DEFAULT_WEIGHTS)
-        return ""
-    ctx.extra[VAE_EXTRA_KEY] = (GraphVAE(VAEConfig()).eval(), "untrained")
-    return "untrained autoencoder stand-in (same cost): committed weights absent"
 
 
 # --- timing ----------------------------------------------------------------------------------------------------------
@@ -398,7 +377,8 @@ class StepTiming:
     ref_all_ms: list[float] = field(default_factory=list)
 
 
-def _sync(device: torch.device) -> None:
+def device_sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so a wall-clock reading covers it; a no-op on the CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -417,13 +397,13 @@ class _Timer:
         if seed is not None:  # both sides draw the same torch/python random numbers in step i (same GDAS cells)
             torch.manual_seed(seed)
             random.seed(seed)
-        _sync(self.device)
+        device_sync(self.device)
         if cuda:
             base = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
         self.last = fn(*args)
-        _sync(self.device)
+        device_sync(self.device)
         dt = time.perf_counter() - t0
         if record:
             self.times.append(dt)

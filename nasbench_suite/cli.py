@@ -78,14 +78,11 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
     def _load(self, name: str) -> click.Command | None:
-        import importlib
+        from .imports import import_optional
 
         module, _, attr = self.lazy_commands[name][0].partition(":")
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if not module.startswith(e.name or "\0"):  # only the plugin itself may be absent
-                raise
+        mod = import_optional(module)
+        if mod is None:
             return None
         cmd = getattr(mod, attr)
         self.commands[name] = cmd  # imported once
@@ -297,7 +294,7 @@ def _check_data(protocols, data_root) -> None:
     for p in protocols:
         if p.dataset not in loaded:
             loaded[p.dataset] = load_dataset(p.dataset, data_root if p.dataset != "digits" else None)
-        split = search_split(loaded[p.dataset], p.split_seed)
+        split = search_split(loaded[p.dataset], p.split_seed, official=p.split == "official")
         room = min(len(split.train), len(split.valid))
         if p.batch_size > room:
             std = STANDARD_SIZES.get(p.dataset)

@@ -138,6 +138,9 @@ class Protocol:
     # after the last) with the current weights, correlate with the benchmark; 0 cells = off. Logging only.
     rank_cells: int = setting(100, ge=0, le=15_625)
     rank_every: int = setting(10, ge=1, le=1_000_000)
+    # "official": NB201's split files where they exist (CIFAR-10/100, ImageNet16-120), seeded halves elsewhere;
+    # "seeded": seeded halves for every dataset (a partial data folder, a smoke test: not the protocol)
+    split: str = setting("official", choices=("official", "seeded"))
     split_seed: int = setting(0, ge=0, le=MAX_SEED)  # the seeded split of datasets without an official one (digits)
     # Which weights the SGD step touches (nasbench_suite/sgd.py): "zero" = PyTorch 1.x zero_grad (the published
     # runs), "none" = PyTorch >= 2.0 (xautodl run today).

@@ -22,7 +22,7 @@ makes it different. The generic conformance tests run every registered method au
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
@@ -64,8 +64,7 @@ class SearchContext:
     steps_per_epoch: int
     rng: np.random.Generator
     w_optimizer: torch.optim.Optimizer
-    selection_batches: Callable[[int], Iterator[Batch]]
-    extra: dict[str, Any] = field(default_factory=dict)
+    selection_batches: Callable[..., Iterator[Batch]]
 
     def weight_step(
         self,
@@ -105,20 +104,64 @@ class SearchContext:
         return torch.optim.Adam(params, lr=p.arch_lr, betas=tuple(p.arch_betas), weight_decay=p.arch_weight_decay)
 
 
+def protocol_sgd(params, protocol: Protocol) -> torch.optim.SGD:
+    """The protocol's weight optimiser (SGD, lr, momentum, nesterov, weight_decay) over ``params``."""
+    p = protocol
+    return torch.optim.SGD(params, lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay)
+
+
+def _no_selection(epoch: int, augment: bool | None = None, salt: int = 0) -> Iterator[Batch]:
+    return iter(())
+
+
+def make_context(
+    supernet: Supernet,
+    protocol: Protocol,
+    *,
+    seed: int,
+    steps_per_epoch: int,
+    selection_batches: Callable[..., Iterator[Batch]] | None = None,
+    w_optimizer: torch.optim.Optimizer | None = None,
+    device: torch.device | None = None,
+    epochs: int | None = None,
+) -> SearchContext:
+    """The one way a :class:`SearchContext` is built (runner, timing harnesses, probe, tests).
+
+    Defaults: the protocol's SGD over the supernet's parameters (:func:`protocol_sgd`), ``rng`` seeded by
+    ``seed``, the protocol's ``epochs``, the CPU, and no selection batches (an empty stream)."""
+    return SearchContext(
+        supernet=supernet,
+        protocol=protocol,
+        device=device if device is not None else torch.device("cpu"),
+        seed=seed,
+        epochs=protocol.epochs if epochs is None else epochs,
+        steps_per_epoch=steps_per_epoch,
+        rng=np.random.default_rng(seed),
+        w_optimizer=w_optimizer if w_optimizer is not None else protocol_sgd(supernet.parameters(), protocol),
+        selection_batches=selection_batches if selection_batches is not None else _no_selection,
+    )
+
+
 class OneShotMethod(ABC):
     """Base class of every search method. Subclasses register with :func:`register`."""
 
     name: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
     Hparams: ClassVar[type] = NoHparams
-    #: which supernet tensors the weight step trains; the conformance test checks gradients reach exactly these
-    trains_supernet: ClassVar[bool] = True
     #: named sweeps (``nas-suite run --grid NAME``): each a list of ``--set`` mappings, one stored run per point
     grids: ClassVar[dict[str, list[dict[str, str]]]] = {}
 
     def __init__(self, hparams: Any = None):
         self.hparams = hparams if hparams is not None else self.Hparams()
         self.ctx: SearchContext | None = None
+
+    @classmethod
+    def for_timing(cls, hparams: Any) -> tuple[OneShotMethod, str]:
+        """An instance for the step-timing harness (:mod:`nasbench_suite.bench`), and a note for its table.
+
+        A method whose run loads an artefact from disk may override this to use a stand-in of the same cost when
+        the artefact is absent (the note then says so); the harness names no method."""
+        return cls(hparams), ""
 
     # -- the contract ------------------------------------------------------------------------------------------
     def setup(self, ctx: SearchContext) -> None:
@@ -165,6 +208,12 @@ class OneShotMethod(ABC):
         return {}
 
     # -- helpers shared by methods -----------------------------------------------------------------------------
+    def best_of(self, cells: list[Cell], epoch: int) -> Cell:
+        """The candidate with the best :meth:`score_cells` accuracy on ``ctx.selection_batches(epoch)`` (the first
+        best on ties, as the reference's ``np.argmax``)."""
+        scores = self.score_cells(cells, self.ctx.selection_batches(epoch))
+        return cells[int(np.argmax(scores))]
+
     @torch.no_grad()
     def score_cells(self, cells: list[Cell], batches: Iterator[Batch]) -> list[float]:
         """Accuracy (%) of each cell on the next batch of ``batches`` (one batch per candidate, as the reference)."""
@@ -252,7 +301,7 @@ def register(name: str, aliases: tuple[str, ...] = ()):
 
 def _load_builtin_methods() -> None:
     # Importing a module registers its methods. Keep this list the only place built-in methods are named.
-    import importlib
+    from .imports import import_optional
 
     for module in (
         "baselines.rsps",
@@ -263,11 +312,7 @@ def _load_builtin_methods() -> None:
         "baselines.enas",
         "methods.e2nas.search",
     ):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if not module.startswith(e.name or "\0"):  # only the plugin itself may be absent  # a missing dependency inside an existing module is a real error
-                raise
+        import_optional(module)  # a method package that is not installed is skipped
     _load_plugins()
 
 

@@ -40,7 +40,6 @@ import click
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .errors import ConfigError
 from .space import NUM_CELLS, NUM_EDGES, NUM_OPS, Cell, all_ops_array
@@ -178,7 +177,7 @@ def probe_one(method: str, seed: int, land: Landscape, epochs: int, steps_per_ep
               overrides: dict[str, str] | None = None, label: str | None = None) -> ProbeRun:  # fmt: skip
     """Run ``method``'s own search steps on :class:`ProbeNet` for ``epochs`` x ``steps_per_epoch`` steps."""
     from .config import RunSpec, resolve
-    from .method import SearchContext, get_method
+    from .method import get_method, make_context
     from .runner import seed_everything
 
     cls = get_method(method)
@@ -191,9 +190,8 @@ def probe_one(method: str, seed: int, land: Landscape, epochs: int, steps_per_ep
     net = ProbeNet(land.cost)
     c_max = float(land.cost.max(1).sum())  # the worst cell's cost
     streams = [threshold_batches(p.batch_size, c_max, 2 * seed + k) for k in (1, 2)]
-    ctx = SearchContext(
-        supernet=net, protocol=p, device=torch.device("cpu"), seed=seed, epochs=epochs,
-        steps_per_epoch=steps_per_epoch, rng=np.random.default_rng(seed),
+    ctx = make_context(
+        net, p, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch,
         w_optimizer=torch.optim.SGD(net.parameters(), lr=0.0),  # the arch update alone: weights never move
         selection_batches=lambda epoch, augment=None, salt=0: threshold_batches(
             p.select_batch_size, c_max, 10_000 * (seed + 1) + epoch + 1_000_003 * salt

@@ -163,7 +163,8 @@ class PlanProgress:
         loss = line.get("train_loss")
         loss_s = "n/a" if loss is None else f"{loss:.3f}"
         where = f" [pid {ev['pid']}]" if "pid" in ev else ""
-        return (f"  {ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} loss {loss_s} {line.get('arch', '')} "
+        arch = line.get("arch") or "(cell not derived this epoch)"  # derive_every > 1
+        return (f"  {ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} loss {loss_s} {arch} "
                 f"({line.get('wall_s', 0.0):.1f}s){where}")  # fmt: skip
 
     def _draw(self, ev: dict[str, Any]) -> None:

@@ -28,11 +28,12 @@ import torch
 
 from . import __version__
 from .benchmarks import Benchmark, open_benchmark
+from .claims import DEFAULT_STALE_AFTER_S
 from .config import RunSpec, resolve
 from .data import BatchStream, load_dataset, search_split
 from .data.splits import split_name
-from .errors import BenchmarkError, ConfigError, StoreError
-from .method import SearchContext, get_method, plain_state, rng_state, set_rng_state
+from .errors import BenchmarkError, ConfigError
+from .method import get_method, make_context, plain_state, rng_state, set_rng_state
 from .numerics import numerics, torch_dtype
 from .ranking import distribution_entry, ranking_quality, ranking_sample, ranking_truth_dataset
 from .store import SCHEMA_VERSION, Store, _json_default, atomic_write_bytes, read_record
@@ -58,7 +59,7 @@ class RunOptions:
     device: str = "cpu"
     force: bool = False  # rerun even when a finished record exists
     keep_checkpoint: bool = False
-    claim_stale_s: float = 2 * 3600.0  # a claim from another host without heartbeat for this long is taken over
+    claim_stale_s: float = DEFAULT_STALE_AFTER_S  # a claim from another host without heartbeat for this long is taken over
 
 
 #: Receives the step and epoch events described in :mod:`nasbench_suite.progress`.
@@ -205,14 +206,14 @@ class Run:
         with self.numerics():
             seed_everything(spec.seed)
             self.dataset = load_dataset(p.dataset, options.data_root)
-            split = search_split(self.dataset, p.split_seed)
+            split = search_split(self.dataset, p.split_seed, official=p.split == "official")
             # As the reference's loaders: every training image once per epoch with a smaller last batch (no
             # drop_last; 391 steps at batch 64 on 25k images), and for each training image one validation image
             # drawn with replacement (xautodl's SearchDataset), so the arch batch has the train batch's size (draw()).
             stream = dict(device=self.device, batch_size=p.batch_size, dtype=torch_dtype(p.dtype), drop_last=False)
             self.train_stream = BatchStream.from_part(split.train, self.dataset, seed=spec.seed * 2 + 1, **stream)
             self.valid_stream = BatchStream.from_part(split.valid, self.dataset, seed=spec.seed * 2 + 2, **stream)
-            self.split_name = split_name(self.dataset.name, p.split_seed)
+            self.split_name = split_name(self.dataset.name, p.split_seed, official=p.split == "official")
             self._valid_part = split.valid
             self.steps_per_epoch = p.steps_per_epoch or self.train_stream.steps_per_epoch
 
@@ -221,21 +222,12 @@ class Run:
                                p.lastact_follows_flags)
             ).to(self.device, torch_dtype(p.dtype))  # fmt: skip
             apply_protocol_fast_options(self.supernet, p)
-            self.w_optimizer = torch.optim.SGD(
-                self.supernet.parameters(), lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay
-            )
             self.method = cls(self.config.hparams)
-            self.ctx = SearchContext(
-                supernet=self.supernet,
-                protocol=p,
-                device=self.device,
-                seed=spec.seed,
-                epochs=p.epochs,
-                steps_per_epoch=self.steps_per_epoch,
-                rng=np.random.default_rng(spec.seed),
-                w_optimizer=self.w_optimizer,
+            self.ctx = make_context(
+                self.supernet, p, seed=spec.seed, steps_per_epoch=self.steps_per_epoch, device=self.device,
                 selection_batches=self.selection_batches,
-            )
+            )  # fmt: skip
+            self.w_optimizer = self.ctx.w_optimizer
             self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
@@ -430,7 +422,6 @@ class Run:
         self.store.ensure_writable()
         self._progress = progress
         resumed = self.try_resume()
-        started = time.time()
         for epoch in range(len(self.epochs_done), self.protocol.epochs):
             if stop_after is not None and epoch >= stop_after:
                 return None
@@ -442,13 +433,13 @@ class Run:
             if progress:
                 progress({"kind": "epoch", "run_id": self.run_id, "epoch": epoch + 1, "epochs": self.protocol.epochs,
                           "steps": self.steps_per_epoch, "line": line})  # fmt: skip
-        record = self.build_record(resumed, started)
+        record = self.build_record(resumed)
         self.store.write_record(record)
         if not self.options.keep_checkpoint:
             self.store.checkpoint_path(self.run_id).unlink(missing_ok=True)
         return record
 
-    def build_record(self, resumed: bool, started: float) -> dict[str, Any]:
+    def build_record(self, resumed: bool) -> dict[str, Any]:
         last = self.epochs_done[-1]
         return {
             "schema_version": SCHEMA_VERSION,

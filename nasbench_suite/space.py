@@ -21,10 +21,20 @@ from .errors import ArchStringError
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 OP_INDEX: dict[str, int] = {name: i for i, name in enumerate(OPS)}
 NUM_OPS = len(OPS)
+#: the op id of ``none`` (its output is zero)
+NONE = OP_INDEX["none"]
 NUM_NODES = 4
 #: (to_node, from_node) per edge, in the official order.
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 NUM_EDGES = len(EDGES)
+#: edges leaving each source node, as edge ids in the official order
+OUT_EDGES: tuple[tuple[int, ...], ...] = tuple(
+    tuple(e for e, (_, src) in enumerate(EDGES) if src == j) for j in range(NUM_NODES - 1)
+)
+#: edges entering each node (node 0 has none), as edge ids
+IN_EDGES: tuple[tuple[int, ...], ...] = tuple(
+    tuple(e for e, (dst, _) in enumerate(EDGES) if dst == i) for i in range(NUM_NODES)
+)
 NUM_CELLS = NUM_OPS**NUM_EDGES
 
 _TOKEN = re.compile(r"^([a-z0-9_]+)~(\d+)$")

@@ -32,17 +32,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import AMP_MODES, COMPILE_MODES
-from .space import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, Cell
+from .space import EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OUT_EDGES, Cell
 
 NONE, SKIP, CONV1, CONV3, POOL = range(NUM_OPS)
-#: edges leaving each source node, as edge ids in the official order
-OUT_EDGES: tuple[tuple[int, ...], ...] = tuple(
-    tuple(e for e, (_, src) in enumerate(EDGES) if src == j) for j in range(NUM_NODES - 1)
-)
-#: edges entering each node (node 1..3), as edge ids
-IN_EDGES: tuple[tuple[int, ...], ...] = tuple(
-    tuple(e for e, (dst, _) in enumerate(EDGES) if dst == i) for i in range(NUM_NODES)
-)
 
 
 @dataclass(frozen=True)
@@ -206,7 +198,7 @@ class SearchCell(nn.Module):
         self.nodes = nn.ModuleList(NodeOps(C, OUT_EDGES[j], affine, track_running_stats) for j in range(NUM_NODES - 1))
 
     def forward_mixture(self, x: torch.Tensor, mix: "_Mixture") -> torch.Tensor:
-        """Every op on every edge, weighted (``mix`` = :meth:`Supernet.mixture_weights` of the 6 x 5 weights).
+        """Every op on every edge, weighted (``mix``: the 6 x 5 weights as a :class:`_Mixture`, built once per forward).
 
         Node i accumulates, for each edge e = (i <- j): ``BN-scaled conv3 + conv1`` (one tensor per source node,
         see :meth:`NodeOps.weighted`), ``+ w_skip * h_j`` and ``+ w_pool * pool(h_j)`` as two fused multiply-adds,
@@ -425,10 +417,6 @@ class Supernet(nn.Module):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(x.device.type, dtype=self.amp_dtype)
-
-    def mixture_weights(self, weights: torch.Tensor) -> _Mixture:
-        """The 6 x 5 mixture weights prepared for the cells (done once per forward)."""
-        return _Mixture(weights)
 
     def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Logits with every edge a ``weights``-weighted sum of all ops (weights: 6 x 5, e.g. softmax(alpha))."""

@@ -41,7 +41,7 @@ def _worker(rank: int, cmd_q, res_q) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from nasbench_suite.bench import SIZES, FastOptions, OurStepper, _sync, bench_protocol, make_stream
+    from nasbench_suite.bench import SIZES, FastOptions, OurStepper, bench_protocol, device_sync, make_stream
 
     steppers: dict = {}
     current = None
@@ -66,7 +66,7 @@ def _worker(rank: int, cmd_q, res_q) -> None:
                 st, pool = current
                 for i in range(3):  # warm-up (cuDNN autotune, allocator)
                     st.step(*pool[i % 4])
-                _sync(dev)
+                device_sync(dev)
                 res_q.put(("ready", rank))
             else:
                 _, steps, start_at = msg
@@ -76,7 +76,7 @@ def _worker(rank: int, cmd_q, res_q) -> None:
                 t0 = time.time()
                 for i in range(steps):
                     st.step(*pool[i % 4])
-                _sync(dev)
+                device_sync(dev)
                 res_q.put(("done", rank, t0, time.time()))
         except Exception:  # noqa: BLE001 - report, do not hang the parent
             res_q.put(("error", rank, traceback.format_exc()))

@@ -38,7 +38,7 @@ class DemoPlugin(OneShotMethod):
     def derive(self, epoch):
         rng = np.random.default_rng([self.ctx.seed, epoch])
         cells = [sample_cell(rng) for _ in range(self.ctx.protocol.select_candidates)]
-        return cells[int(np.argmax(self.score_cells(cells, self.ctx.selection_batches(epoch))))]
+        return self.best_of(cells, epoch)
 '''
 
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from nasbench_suite.config import Protocol
-from nasbench_suite.method import OneShotMethod, SearchContext, get_method
+from nasbench_suite.method import OneShotMethod, get_method, make_context, protocol_sgd
 from nasbench_suite.space import Cell
 from nasbench_suite.supernet import Supernet, SupernetConfig, load_reference_state_dict
 
@@ -93,14 +93,13 @@ class Pair:
         load_reference_state_dict(ours, self.ref.state_dict())
         self.selection: dict[tuple[int, int], list] = {}
         self.m = m = get_method(method)(hparams)
-        ctx = SearchContext(
-            supernet=ours, protocol=p, device=torch.device("cpu"), seed=seed, epochs=p.epochs,
-            steps_per_epoch=STEPS_PER_EPOCH, rng=np.random.default_rng(seed), w_optimizer=self._sgd(ours.parameters()),
+        ctx = make_context(
+            ours, p, seed=seed, steps_per_epoch=STEPS_PER_EPOCH,
             selection_batches=lambda epoch, augment=None, salt=0: iter(self.selection[(epoch, salt)]),
         )  # fmt: skip
         m.setup(ctx)
         weights = self.ref.get_weights() if hasattr(self.ref, "get_weights") else self.ref.parameters()
-        self.w_opt = self._sgd(weights)
+        self.w_opt = protocol_sgd(weights, p)
         self.a_opt = None
         if isinstance(getattr(self.ref, "arch_parameters", None), torch.nn.Parameter):
             m.alpha = torch.nn.Parameter(self.ref.arch_parameters.detach().clone())
@@ -114,10 +113,6 @@ class Pair:
             adam = dict(lr=h.controller_lr, betas=tuple(h.controller_betas), eps=h.controller_eps)
             m.c_optimizer = torch.optim.Adam(m.controller.parameters(), **adam)
             self.c_opt = torch.optim.Adam(self.controller.parameters(), **adam)
-
-    def _sgd(self, params):
-        p = self.p
-        return torch.optim.SGD(params, lr=p.lr, momentum=p.momentum, nesterov=p.nesterov, weight_decay=p.weight_decay)
 
     def set_lr(self, epoch):
         for opt in (self.w_opt, self.m.ctx.w_optimizer):

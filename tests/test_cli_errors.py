@@ -21,6 +21,8 @@ from nasbench_suite.cli import main
 from nasbench_suite.config import RunSpec
 from nasbench_suite.runner import RunOptions, run_one
 
+pytestmark = pytest.mark.timeout(600)  # subprocesses: a hung one fails the test instead of the CI run
+
 GOOD_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 TINY = {"epochs": "2", "steps_per_epoch": "1", "C": "4", "batch_size": "16", "select_batch_size": "16",
         "select_candidates": "2"}  # fmt: skip

@@ -18,6 +18,8 @@ from nasbench_suite.cli import LAZY_COMMANDS, cli
 REPO = Path(__file__).resolve().parents[1]
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
+pytestmark = pytest.mark.timeout(300)  # subprocesses: a hung one fails the test instead of the CI run
+
 # Run a CLI command in a fresh interpreter and report which heavy modules it imported.
 PROBE = """
 import sys

@@ -26,6 +26,8 @@ from nasbench_suite.errors import ConfigError
 from nasbench_suite.runner import RunOptions, run_one
 from nasbench_suite.store import Store, read_metrics, read_record
 
+pytestmark = pytest.mark.timeout(600)  # subprocesses: a hung one fails the test instead of the CI run
+
 TINY = {"epochs": "5", "steps_per_epoch": "3", "C": "4", "batch_size": "16", "select_batch_size": "16",
         "select_candidates": "4"}  # fmt: skip
 

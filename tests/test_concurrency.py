@@ -18,6 +18,8 @@ from nasbench_suite.claims import ClaimHeld, acquire, executions
 from nasbench_suite.cli import cli
 from nasbench_suite.store import Store, load_runs
 
+pytestmark = pytest.mark.timeout(900)  # subprocesses: a hung one fails the test instead of the CI run
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["epochs=3", "steps_per_epoch=2", "C=4", "batch_size=16", "select_batch_size=16", "select_candidates=4"]
 SETS = [a for s in TINY for a in ("--set", s)]

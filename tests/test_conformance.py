@@ -127,7 +127,7 @@ def test_gradients_reach_exactly_what_the_method_trains(name, tmp_path, monkeypa
     exactly the parameters the SGD step trains have changed (those with a gradient, plus cell parameters whose ops
     were computed but whose output only reaches the loss through ``none`` edges: the reference keeps them in its
     graph, see nasbench_suite/sgd.py) and every other supernet parameter is bit-identical; the arch parameters
-    (if any) have been updated; a method with ``trains_supernet = False`` changes no supernet parameter.
+    (if any) have been updated.
     """
     import nasbench_suite.method as method_module
 
@@ -170,21 +170,18 @@ def test_gradients_reach_exactly_what_the_method_trains(name, tmp_path, monkeypa
     monkeypatch.undo()
 
     changed = {n for n, p in named.items() if not torch.equal(p.detach(), before[n])}
-    if not method.trains_supernet:
-        assert not at_step and not changed, f"{name} must not train the supernet: changed {sorted(changed)[:5]}"
-    else:
-        assert at_step, f"{name} never stepped the weight optimiser"
-        assert {"stem.0.weight", "classifier.weight", "lastact.weight"} <= used, f"{name}: weight loss detached"
-        with_grad = {n for n, has in at_step.items() if has}
-        assert with_grad == used, (
-            f"{name}: used without gradient {sorted(used - with_grad)[:5]}; gradient but unused "
-            f"{sorted(with_grad - used)[:5]}"
-        )
-        assert used <= stepped and all(".nodes." in n for n in stepped - used), f"{name}: {sorted(stepped - used)}"
-        assert changed == stepped, (
-            f"{name}: changed but not trained {sorted(changed - stepped)[:5]}; "
-            f"trained but unchanged {sorted(stepped - changed)[:5]}"
-        )
+    assert at_step, f"{name} never stepped the weight optimiser"
+    assert {"stem.0.weight", "classifier.weight", "lastact.weight"} <= used, f"{name}: weight loss detached"
+    with_grad = {n for n, has in at_step.items() if has}
+    assert with_grad == used, (
+        f"{name}: used without gradient {sorted(used - with_grad)[:5]}; gradient but unused "
+        f"{sorted(with_grad - used)[:5]}"
+    )
+    assert used <= stepped and all(".nodes." in n for n in stepped - used), f"{name}: {sorted(stepped - used)}"
+    assert changed == stepped, (
+        f"{name}: changed but not trained {sorted(changed - stepped)[:5]}; "
+        f"trained but unchanged {sorted(stepped - changed)[:5]}"
+    )
     arch_after = method.arch_parameters()
     assert len(arch_after) == len(arch_before)
     for a in arch_after:

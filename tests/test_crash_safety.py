@@ -22,6 +22,8 @@ from nasbench_suite.config import RunSpec
 from nasbench_suite.runner import Run, RunOptions, run_one
 from nasbench_suite.store import Store, load_runs, read_metrics, read_record
 
+pytestmark = pytest.mark.timeout(900)  # subprocesses: a hung one fails the test instead of the CI run
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"epochs": "4", "steps_per_epoch": "2", "C": "4", "batch_size": "16", "select_batch_size": "16",
         "select_candidates": "4"}  # fmt: skip

@@ -10,7 +10,15 @@ import torch
 from methods.e2nas import graph
 from methods.e2nas.graph import ADD, END, START, cell_to_types, types_to_ops
 from methods.e2nas.train_vae import all_types, evaluate_gates, fit_vae, min_pairwise_distance
-from methods.e2nas.vae import DEFAULT_WEIGHTS, GraphVAE, VAEConfig, load_default_vae, load_vae, save_vae
+from methods.e2nas.vae import (
+    DEFAULT_WEIGHTS,
+    GraphVAE,
+    VAEConfig,
+    load_default_vae,
+    load_vae,
+    missing_weights_message,
+    save_vae,
+)
 from nasbench_suite.space import NUM_CELLS, Cell, all_ops_array
 
 from .conftest import skip_unless_ci
@@ -138,7 +146,7 @@ def test_min_pairwise_distance_in_chunks():
 def _require_weights() -> None:
     """Skip when the weights file is absent (fail under CI=true, as ``conftest.require_shared`` does)."""
     if not DEFAULT_WEIGHTS.exists():
-        skip_unless_ci(f"{DEFAULT_WEIGHTS} is absent: train it with `python -m methods.e2nas.train_vae --seed 0`")
+        skip_unless_ci(missing_weights_message(DEFAULT_WEIGHTS))
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ from nasbench_suite.runner import RunOptions, run_one
 from nasbench_suite.store import Store, read_metrics, read_record
 from tests.test_cli_errors import TINY, _snapshot, invoke
 
+pytestmark = pytest.mark.timeout(600)  # subprocesses: a hung one fails the test instead of the CI run
+
 REPO = Path(__file__).resolve().parents[1]
 SETS = [a for k, v in sorted(TINY.items()) for a in ("--set", f"{k}={v}")]
 SPEC = RunSpec("rsps", 0, "quick", tuple(sorted(TINY.items())))

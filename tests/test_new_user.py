@@ -16,6 +16,8 @@ from nasbench_suite.plan import build_plan
 
 from .test_data import write_cifar10
 
+pytestmark = pytest.mark.timeout(600)  # subprocesses: a hung one fails the test instead of the CI run
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -27,8 +29,13 @@ def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 def test_too_small_cifar10_fails_before_any_run_with_sizes(tmp_path: Path):
     write_cifar10(tmp_path / "data" / "cifar-10-batches-py", per_batch=10, n_test=10)
     results = tmp_path / "results"
-    proc = cli("run", "--methods", "rsps", "--protocol", "nb201", "--data-root", str(tmp_path / "data"),
-               "--results", str(results), "--set", "epochs=1")  # fmt: skip
+    args = ("run", "--methods", "rsps", "--protocol", "nb201", "--data-root", str(tmp_path / "data"),
+            "--results", str(results), "--set", "epochs=1")  # fmt: skip
+    proc = cli(*args)  # the official split needs the complete CIFAR-10
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "official cifar10 split covers 50000 training images, the dataset has 50" in line and "split=seeded" in line
+    proc = cli(*args, "--set", "split=seeded")  # a partial folder on seeded halves: too small for the batches
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("error: batch_size=64 is out of range") and "25 + 25 images" in line and "<= 25" in line
@@ -39,7 +46,8 @@ def test_too_small_cifar10_fails_before_any_run_with_sizes(tmp_path: Path):
 def test_small_cifar10_is_accepted_with_a_warning(tmp_path: Path):
     write_cifar10(tmp_path / "data" / "cifar-10-batches-py", per_batch=100, n_test=100)
     proc = cli("run", "--methods", "darts", "--protocol", "nb201", "--data-root", str(tmp_path / "data"), "--results",
-               str(tmp_path / "results"), "--set", "epochs=1", "--set", "steps_per_epoch=1", "--quiet")  # fmt: skip
+               str(tmp_path / "results"), "--set", "epochs=1", "--set", "steps_per_epoch=1", "--set", "split=seeded",
+               "--quiet")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     warning = next(line for line in proc.stderr.splitlines() if line.startswith("warning: cifar10"))
     assert "500 training and 100 test images" in warning and "50,000" in warning

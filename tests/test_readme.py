@@ -18,6 +18,8 @@ import pytest
 
 from .conftest import REPO_ROOT, SHARED
 
+pytestmark = pytest.mark.timeout(3600)  # subprocesses: a hung one fails the test instead of the CI run
+
 NOT_RERUN = (re.compile(r"^pip install\b"), re.compile(r"^python -m pytest\b"))
 
 

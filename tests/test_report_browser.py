@@ -18,7 +18,7 @@ from nasbench_suite.analysis import render_report
 from .conftest import skip_unless_ci
 from .test_analysis import GOOD, MIXED, SKIP, FakeBenchmark, bench, write_run
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -36,8 +36,10 @@ GAMMAS = ("static:0", "static:0.5", "sig:1", "sig:10", "sig:20")
 # The page reports where each figure lands at WIDTH px, so the test can see a figure wider than the page.
 PROBE = """<script>window.addEventListener('load', () => { const out = [...document.images].map(i => {
  const r = i.getBoundingClientRect(); return {alt: i.alt, left: r.left, right: r.right, natural: i.naturalWidth,
- shown: r.width}; }); const p = document.createElement('pre'); p.id = 'probe'; p.textContent = JSON.stringify({
- page: document.documentElement.clientWidth, scroll: document.documentElement.scrollWidth, images: out});
+ shown: r.width}; }); const rows = [...document.querySelectorAll('table tr')].map(tr => ({text: tr.innerText,
+ height: tr.getBoundingClientRect().height, font: parseFloat(getComputedStyle(tr).fontSize)}));
+ const p = document.createElement('pre'); p.id = 'probe'; p.textContent = JSON.stringify({
+ page: document.documentElement.clientWidth, scroll: document.documentElement.scrollWidth, images: out, rows: rows});
  document.body.appendChild(p); });</script>"""
 
 
@@ -137,3 +139,12 @@ def test_html_report_renders_in_chromium(tmp_path: Path):
     for img in layout["images"]:
         assert img["left"] >= 0 and img["right"] <= layout["page"], f"figure {img['alt']} is cut at the page's edge"
         assert img["natural"] > 0 and img["shown"] > 0
+        # readable: shown at least 480 px wide (or whole, if the figure is smaller than that)
+        assert img["shown"] >= min(480, img["natural"]) - 1, f"figure {img['alt']} shrunk to {img['shown']:.0f} px"
+    # what a reader sees of the table: a rendered row per method, with its numbers, in a readable font
+    shown = [r for r in layout["rows"] if r["height"] > 0]
+    for label in ("DARTS-V1", "GDAS", "RSPS", "E2NAS"):
+        row = next((r for r in shown if r["text"].split("\t")[0].strip().startswith(label)), None)
+        assert row is not None, f"no rendered table row for {label}: {[r['text'][:40] for r in shown]}"
+        assert re.search(r"\d+\.\d\d ± \d+\.\d\d", row["text"]), row["text"]
+        assert row["font"] >= 11, f"{label}'s row is set in {row['font']} px"

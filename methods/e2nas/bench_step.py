@@ -24,86 +24,29 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from baselines.gdas import GDAS
+from nasbench_suite.bench import device_sync
 from nasbench_suite.config import Protocol
-from nasbench_suite.method import SearchContext
-from nasbench_suite.space import NUM_EDGES, NUM_OPS, sample_cell
+from nasbench_suite.method import SearchContext, make_context
+from nasbench_suite.space import NUM_OPS, sample_cell
 from nasbench_suite.supernet import Supernet, SupernetConfig
 
-from .search import E2NAS, VAE_EXTRA_KEY
+from .search import E2NAS
+from .vae import committed_or_standin
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _vae():
-    """The committed autoencoder if present, else an untrained one of the default size (same cost)."""
-    from .vae import DEFAULT_WEIGHTS, GraphVAE, VAEConfig, load_vae
-
-    if DEFAULT_WEIGHTS.exists():
-        model, sha = load_vae(DEFAULT_WEIGHTS)
-        return model, sha, "committed"
-    torch.manual_seed(0)
-    return GraphVAE(VAEConfig()).eval(), "untrained", "untrained (default config; committed weights absent)"
-
-
-def _ctx(C: int, N: int, device: torch.device, vae_entry, seed: int) -> SearchContext:
+def _ctx(C: int, N: int, device: torch.device, seed: int) -> SearchContext:
     torch.manual_seed(seed)
     net = Supernet(SupernetConfig(C=C, N=N, num_classes=10)).to(device)
-    return SearchContext(
-        supernet=net,
-        protocol=Protocol(C=C, N=N),
-        device=device,
-        seed=seed,
-        epochs=250,
-        steps_per_epoch=1,
-        rng=np.random.default_rng(seed),
-        w_optimizer=torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, nesterov=True, weight_decay=5e-4),
-        selection_batches=lambda epoch: iter(()),
-        extra={VAE_EXTRA_KEY: vae_entry},
-    )
+    return make_context(net, Protocol(C=C, N=N), seed=seed, steps_per_epoch=1, device=device)
 
 
-class _InlineGDAS:
-    """GDAS's step (Gumbel hard weights + forward_hard; weight step, then arch step), for when baselines.gdas is
-    not importable."""
-
-    def __init__(self, ctx: SearchContext):
-        self.ctx = ctx
-        self.alpha = torch.nn.Parameter(1e-3 * torch.randn(NUM_EDGES, NUM_OPS, device=ctx.device))
-        self.opt = ctx.arch_adam([self.alpha])
-        self.tau = 10.0
-
-    def _forward(self, x):
-        g = -torch.empty_like(self.alpha).exponential_().log()
-        probs = torch.softmax((self.alpha.log_softmax(1) + g) / self.tau, 1)
-        index = probs.max(-1, keepdim=True)[1]
-        hard = torch.zeros_like(probs).scatter_(-1, index, 1.0)
-        return self.ctx.supernet.forward_hard(x, hard - probs.detach() + probs, index.view(-1))
-
-    def search_step(self, train_batch, valid_batch, epoch, step):
-        x, y = train_batch
-        self.ctx.weight_step(F.cross_entropy(self._forward(x), y), also_clip=(self.alpha,))
-        xv, yv = valid_batch
-        loss = F.cross_entropy(self._forward(xv), yv)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return {}
-
-
-def _gdas(ctx: SearchContext):
-    try:
-        from baselines.gdas import GDAS
-    except ImportError:
-        return _InlineGDAS(ctx), "inline"
+def _gdas(ctx: SearchContext) -> GDAS:
     m = GDAS(GDAS.Hparams())
     m.setup(ctx)
     m.begin_epoch(0)
-    return m, "baselines.gdas"
+    return m
 
 
 def bench_step(
@@ -119,14 +62,15 @@ def bench_step(
 ) -> dict[str, Any]:
     """Time E2NAS and GDAS search steps interleaved; return medians, the ratio and the novelty/decode costs."""
     dev = torch.device(device)
-    model, sha, vae_kind = _vae()
-    e2 = E2NAS(E2NAS.Hparams(gamma="static:0.5"))
-    e2.setup(_ctx(C, N, dev, (model, sha), seed))
+    model, sha, note = committed_or_standin()
+    vae_kind = note or "committed"
+    e2 = E2NAS(E2NAS.Hparams(gamma="static:0.5"), vae=(model, sha))
+    e2.setup(_ctx(C, N, dev, seed))
     e2.begin_epoch(0)
     rng = np.random.default_rng(seed)
     for _ in range(e2.hparams.archive_size):  # a full archive: the novelty term is active
         e2.novelty.append(sample_cell(rng).index)
-    gdas, gdas_kind = _gdas(_ctx(C, N, dev, (model, sha), seed))
+    gdas = _gdas(_ctx(C, N, dev, seed))
 
     gen = torch.Generator().manual_seed(seed)
 
@@ -144,13 +88,13 @@ def bench_step(
         a_t = e2.derive(0).ops
         e2.a_prev = a_t[:-1] + ((a_t[-1] + 1) % NUM_OPS,)
         tb, vb, tb2, vb2 = batch(), batch(), batch(), batch()
-        _sync(dev)
+        device_sync(dev)
         t0 = time.perf_counter()
         out = e2.search_step(tb, vb, 0, i)
-        _sync(dev)
+        device_sync(dev)
         t1 = time.perf_counter()
         gdas.search_step(tb2, vb2, 0, i)
-        _sync(dev)
+        device_sync(dev)
         t2 = time.perf_counter()
         if i >= warmup:
             t_e2.append(t1 - t0)
@@ -160,11 +104,11 @@ def bench_step(
     # the pieces: novelty (fit + log-likelihood + backward) and the decoder walk (+ backward), per call
     def per_call_ms(fn, reps):
         fn()
-        _sync(dev)
+        device_sync(dev)
         t = time.perf_counter()
         for _ in range(reps):
             fn()
-        _sync(dev)
+        device_sync(dev)
         return 1000 * (time.perf_counter() - t) / reps
 
     def novelty_call():
@@ -181,7 +125,7 @@ def bench_step(
         "device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
         "torch_threads": torch.get_num_threads(),
         "C": C, "N": N, "batch_size": batch_size, "hw": hw, "steps": steps,
-        "vae": vae_kind, "vae_sha256": sha, "gdas": gdas_kind,
+        "vae": vae_kind, "vae_sha256": sha, "gdas": "baselines.gdas",
         "weight_passes_per_e2nas_step": statistics.median(passes),
         "e2nas_step_ms": 1000 * statistics.median(t_e2),
         "gdas_step_ms": 1000 * statistics.median(t_gd),

@@ -78,11 +78,11 @@ def train_vae(seed: int, hidden: int | None, epochs: int | None, out: Path | Non
 def gates(weights: Path | None, seed: int, as_json: bool) -> None:
     """Check the three gates on the committed (or given) autoencoder weights (exit 1 if one fails)."""
     from .train_vae import evaluate_gates
-    from .vae import DEFAULT_WEIGHTS, load_vae
+    from .vae import DEFAULT_WEIGHTS, load_vae, missing_weights_message
 
     path = DEFAULT_WEIGHTS if weights is None else weights
     if not path.exists():
-        raise ConfigError(f"autoencoder weights {path} not found: run `nas-suite e2nas train-vae` first")
+        raise ConfigError(missing_weights_message(path))
     try:
         model, sha = load_vae(path)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same user-facing error

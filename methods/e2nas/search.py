@@ -59,8 +59,6 @@ _GAMMA_GRID = ["static:0", "static:0.1", "static:0.5", "static:0.9", "sig:1", "s
 _EPS_GRID = ["0", "0.25", "0.5", "0.75"]
 #: floor of the novelty fit's scales, as a fraction of each latent dimension's spread over all cells
 MIN_SCALE_FRACTION = 0.1
-#: ctx.extra key through which a caller (tests, the benchmark) may hand in ``(GraphVAE, sha256)``.
-VAE_EXTRA_KEY = "e2nas_vae"
 
 
 @register("e2nas")
@@ -100,6 +98,20 @@ class E2NAS(OneShotMethod):
             if self.st_tau_min > self.st_tau_max:  # a relation between two keys: beyond a per-key range
                 raise ValueError(f"need st_tau_min <= st_tau_max, got {self.st_tau_min}, {self.st_tau_max}")
 
+    def __init__(self, hparams: Any = None, vae: tuple[Any, str] | None = None):
+        """``vae``: an autoencoder ``(GraphVAE, sha256)`` to use (a copy) instead of loading ``vae_path``; what the
+        tests and the step-timing harnesses hand in."""
+        super().__init__(hparams)
+        self._given_vae = vae
+
+    @classmethod
+    def for_timing(cls, hparams: Any) -> tuple[E2NAS, str]:
+        """The committed autoencoder, or an untrained stand-in of the same cost when its weights are absent."""
+        from .vae import committed_or_standin
+
+        model, sha, note = committed_or_standin()
+        return cls(hparams, vae=(model, sha)), note
+
     # -- configuration ------------------------------------------------------------------------------------
     @property
     def switches(self) -> dict[str, bool]:
@@ -115,19 +127,15 @@ class E2NAS(OneShotMethod):
             return "E2NAS (official code)"
         return f"E2NAS ({', '.join(on)})"
 
-    def _load_vae(self, ctx: SearchContext):
-        given = ctx.extra.get(VAE_EXTRA_KEY)
-        if given is not None:
-            model, sha = given
+    def _load_vae(self):
+        if self._given_vae is not None:
+            model, sha = self._given_vae
             return copy.deepcopy(model), sha, "<given>"
-        from .vae import DEFAULT_WEIGHTS, load_vae
+        from .vae import DEFAULT_WEIGHTS, load_vae, missing_weights_message
 
         path = Path(self.hparams.vae_path) if self.hparams.vae_path else DEFAULT_WEIGHTS
         if not path.exists():
-            raise ConfigError(
-                f"E2NAS autoencoder weights {path} not found: train them with `nas-suite e2nas train-vae`"
-                + ("" if self.hparams.vae_path else " (or set vae_path=...)")
-            )
+            raise ConfigError(missing_weights_message(path) + ("" if self.hparams.vae_path else " (or set vae_path=...)"))
         model, sha = load_vae(path)
         return model, sha, str(path)
 
@@ -137,7 +145,7 @@ class E2NAS(OneShotMethod):
         hp, dev, p = self.hparams, ctx.device, ctx.protocol
         self.sw = self.switches
         self.schedule = parse_gamma(hp.gamma)
-        vae, self.vae_sha256, self.vae_path = self._load_vae(ctx)
+        vae, self.vae_sha256, self.vae_path = self._load_vae()
         self.vae = vae.to(dev, torch.get_default_dtype()).eval()  # the run's dtype (float64 in the regression)
         for q in self.vae.parameters():
             q.requires_grad_(False)

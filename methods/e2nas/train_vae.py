@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from nasbench_suite.space import NUM_CELLS, all_ops_array
+from nasbench_suite.space import all_ops_array
 
 from .graph import cell_to_types, types_to_ops
 from .vae import DEFAULT_WEIGHTS, GraphVAE, VAEConfig, load_vae, save_vae

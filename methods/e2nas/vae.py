@@ -247,13 +247,32 @@ def load_vae(path: str | Path) -> tuple[GraphVAE, str]:
     return model, hashlib.sha256(data).hexdigest()
 
 
+def missing_weights_message(path: str | Path) -> str:
+    """The one message for absent autoencoder weights, naming the command that writes them at ``path`` (the
+    committed file needs ``--force``: ``train-vae`` never replaces it by default)."""
+    force = " --force" if Path(path).resolve() == DEFAULT_WEIGHTS.resolve() else ""
+    return (f"E2NAS autoencoder weights {path} not found: train them with "
+            f"`nas-suite e2nas train-vae --seed 0 --out {path}{force}`")  # fmt: skip
+
+
 def load_default_vae() -> tuple[GraphVAE, str]:
     """The committed autoencoder (``weights/graph_vae.pt``) and its sha256, which runs record."""
     if not DEFAULT_WEIGHTS.exists():
-        raise FileNotFoundError(
-            f"{DEFAULT_WEIGHTS} is missing: train it with `python -m methods.e2nas.train_vae --seed 0`"
-        )
+        raise FileNotFoundError(missing_weights_message(DEFAULT_WEIGHTS))
     return load_vae(DEFAULT_WEIGHTS)
 
 
-__all__ = ["VAEConfig", "GraphVAE", "save_vae", "load_vae", "load_default_vae", "vae_bytes", "DEFAULT_WEIGHTS"]
+def committed_or_standin() -> tuple[GraphVAE, str, str]:
+    """For step timing: the committed autoencoder, or (weights absent) an untrained one of the default size, which
+    costs the same. Returns ``(model, sha256 or "untrained", note)``; the note is empty for the committed one.
+    The stand-in is drawn from its own seed without touching the caller's torch RNG."""
+    if DEFAULT_WEIGHTS.exists():
+        model, sha = load_vae(DEFAULT_WEIGHTS)
+        return model, sha, ""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GraphVAE(VAEConfig()).eval()
+    return model, "untrained", "untrained autoencoder stand-in (same cost): committed weights absent"
+
+
+__all__ = ["VAEConfig", "GraphVAE", "save_vae", "load_vae", "load_default_vae", "vae_bytes", "committed_or_standin", "missing_weights_message", "DEFAULT_WEIGHTS"]

@@ -103,7 +103,6 @@ class Benchmark(ABC):
     def __init__(self, cache_size: int = 4096) -> None:
         # A per-instance cache (not functools.lru_cache on the method) so that benchmarks do not share or
         # keep each other alive through a class-level cache.
-        self._cache_size = cache_size
         self._query_cached = functools.lru_cache(maxsize=cache_size)(self._query_uncached)
         self._optima: dict[str, BenchResult] | None = None
 
@@ -135,15 +134,6 @@ class Benchmark(ABC):
     def fingerprint(self) -> str:
         """A short content hash identifying the benchmark file(s); cheap to compute."""
 
-    def __getstate__(self) -> dict:
-        # The LRU wrapper around a bound method does not pickle; executors may ship a benchmark to a worker.
-        state = self.__dict__.copy()
-        state.pop("_query_cached", None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._query_cached = functools.lru_cache(maxsize=self._cache_size)(self._query_uncached)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.provenance})"

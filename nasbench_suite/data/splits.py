@@ -81,10 +81,10 @@ def official_split(name: str) -> tuple[np.ndarray, np.ndarray] | None:
     return first, second
 
 
-def split_name(name: str, split_seed: int = 0) -> str:
+def split_name(name: str, split_seed: int = 0, official: bool = True) -> str:
     """Which search split a run on dataset ``name`` uses (recorded with the run)."""
     files = OFFICIAL_SPLIT_FILES.get(name)
-    if files is not None:
+    if files is not None and official:
         return f"official NB201 {files[0]} ({files[1]}/{files[2]})"
     return f"seeded halves (split_seed={split_seed})"
 
@@ -127,9 +127,10 @@ def make_part(ds: ImageDataset, source: Source, indices: np.ndarray) -> DataPart
     return DataPart(source, idx, images, labels)
 
 
-def search_split(ds: ImageDataset, split_seed: int = 0) -> SearchSplit:
+def search_split(ds: ImageDataset, split_seed: int = 0, official: bool = True) -> SearchSplit:
     """Split ``ds`` for search as the NB201 protocol does: the official halves where NB201 has them (CIFAR-10,
-    CIFAR-100, ImageNet16-120), else halves of a permutation seeded by ``split_seed``.
+    CIFAR-100, ImageNet16-120), else halves of a permutation seeded by ``split_seed``. ``official=False``
+    (protocol ``split=seeded``): seeded halves for every dataset, e.g. a partial data folder for a smoke test.
 
     Seeded halves: the first ``n // 2`` of the permutation go to the first part (weights, or x-valid), the rest to
     the second. Indices inside each part are sorted so a part does not depend on the permutation's order.
@@ -142,14 +143,15 @@ def search_split(ds: ImageDataset, split_seed: int = 0) -> SearchSplit:
     side = ds.train_x if kind == "train-halves" else ds.test_x
 
     def halves(n: int) -> tuple[np.ndarray, np.ndarray]:
-        official = official_split(ds.name)
-        if official is not None:
-            first, second = official
+        shipped = official_split(ds.name) if official else None
+        if shipped is not None:
+            first, second = shipped
             if len(first) + len(second) != n:
                 which = "training" if kind == "train-halves" else "test"
                 raise DataError(
                     f"the official {ds.name} split covers {len(first) + len(second)} {which} images, the dataset "
-                    f"has {n}: is the data folder the complete {ds.name}?"
+                    f"has {n}: is the data folder the complete {ds.name}? (--set split=seeded searches a partial "
+                    "folder on seeded halves instead)"
                 )
             return first, second
         order = np.random.default_rng(int(split_seed)).permutation(n)
