@@ -57,8 +57,13 @@ class Controller(nn.Module):
         self.w_lstm = nn.LSTM(input_size=lstm_size, hidden_size=lstm_size, num_layers=lstm_num_layers)
         self.w_embd = nn.Embedding(num_ops, lstm_size)
         self.w_pred = nn.Linear(lstm_size, num_ops)
-        for p in (self.input_vars, self.w_lstm.weight_hh_l0, self.w_lstm.weight_ih_l0, self.w_embd.weight,
-                  self.w_pred.weight):  # fmt: skip
+        for p in (
+            self.input_vars,
+            self.w_lstm.weight_hh_l0,
+            self.w_lstm.weight_ih_l0,
+            self.w_embd.weight,
+            self.w_pred.weight,
+        ):
             nn.init.uniform_(p, -0.1, 0.1)
 
     def forward(
@@ -182,7 +187,9 @@ class ENAS(OneShotMethod):
                 nn.utils.clip_grad_norm_(self.controller.parameters(), h.controller_clip)
                 self.c_optimizer.step()
                 self.c_optimizer.zero_grad(set_to_none=True)
-        self.baseline = last_baseline if h.carry_baseline == "last" or not baselines else sum(baselines) / len(baselines)
+        self.baseline = (
+            last_baseline if h.carry_baseline == "last" or not baselines else sum(baselines) / len(baselines)
+        )
         net.train(was_training)
 
     def arch_distribution(self):

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["__version__", "load_runs", "open_benchmark", "report"]
 
 
-def load_runs(path: str | Path = "results") -> "LoadedRuns":
+def load_runs(path: str | Path = "results") -> LoadedRuns:
     """Every finished run stored under ``path`` as tidy frames (see :class:`nasbench_suite.store.LoadedRuns` for
     the columns): ``.runs`` (one row per run), ``.epochs`` (one row per run and epoch, every scalar the run
     recorded), ``.records`` (the raw records by run id) and ``.problems`` (what could not be read)."""
@@ -33,18 +33,25 @@ def load_runs(path: str | Path = "results") -> "LoadedRuns":
     return _load(path)
 
 
-def report(path: str | Path = "results", format: str = "md", out: str | Path | None = None, benchmark: Any = None,
-           published: bool = True) -> str:  # fmt: skip
+def report(
+    path: str | Path = "results",
+    format: str = "md",
+    out: str | Path | None = None,
+    benchmark: Any = None,
+    published: bool = True,
+) -> str:
     """The report of the runs under ``path``, as the CLI's ``nas-suite report`` renders it; returns its text (for
     ``html``, the page) and writes the files into ``out`` when given. ``benchmark``: a Benchmark or a path, for
     the optimum row; ``published``: add the published reference rows."""
     from .analysis import render_report
 
     bench = benchmark if benchmark is None or hasattr(benchmark, "optimum") else open_benchmark(benchmark)
-    return render_report(Path(path), format, Path(out) if out is not None else None, benchmark=bench, published=published)
+    return render_report(
+        Path(path), format, Path(out) if out is not None else None, benchmark=bench, published=published
+    )
 
 
-def open_benchmark(path: str | Path | None = None) -> "Benchmark":
+def open_benchmark(path: str | Path | None = None) -> Benchmark:
     """A benchmark: ``None`` for the embedded table, a NATS-Bench ``-simple`` folder, or an NB201 ``.pth`` file."""
     from .benchmarks import open_benchmark as _open
 

@@ -33,8 +33,9 @@ import math
 import random
 import statistics
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import click
 import numpy as np
@@ -304,15 +305,32 @@ def make_stream(n: int, hw: int, batch: int, device, seed: int, channels_last: b
     g = np.random.default_rng(seed)
     images = g.integers(0, 256, size=(n, hw, hw, 3), dtype=np.uint8)
     labels = g.integers(0, 10, size=n)
-    return BatchStream(images, labels, mean=CIFAR10_MEAN, std=CIFAR10_STD, pad=hw // 8, batch_size=batch, device=device,
-                       seed=seed, channels_last=channels_last)  # fmt: skip
+    return BatchStream(
+        images,
+        labels,
+        mean=CIFAR10_MEAN,
+        std=CIFAR10_STD,
+        pad=hw // 8,
+        batch_size=batch,
+        device=device,
+        seed=seed,
+        channels_last=channels_last,
+    )
 
 
 class OurStepper:
     """A registered method on a real :class:`SearchContext` (built as the runner builds it)."""
 
-    def __init__(self, method: str, config, device: torch.device, ref_state=None, ref_alpha=None,
-                 fast: FastOptions = EAGER, seed: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        method: str,
+        config,
+        device: torch.device,
+        ref_state=None,
+        ref_alpha=None,
+        fast: FastOptions = EAGER,
+        seed: int = 0,
+    ):
         from .method import get_method, make_context
         from .supernet import Supernet, SupernetConfig, load_reference_state_dict
 
@@ -334,8 +352,9 @@ class OurStepper:
             # (the runner's signature; synthetic images, so the transform does not matter for timing)
             return make_stream(max(sel, 64), hw, sel, device, 10_000 + epoch + 1_000_003 * salt, fast.channels_last)
 
-        self.ctx = make_context(self.net, p, seed=seed, steps_per_epoch=391, device=device,
-                                selection_batches=selection_batches)  # fmt: skip
+        self.ctx = make_context(
+            self.net, p, seed=seed, steps_per_epoch=391, device=device, selection_batches=selection_batches
+        )
         self.w_optimizer = self.ctx.w_optimizer
         self.method, self.note = cls.for_timing(config.hparams)
         self.method.setup(self.ctx)
@@ -434,9 +453,18 @@ def available_methods(methods: Sequence[str]) -> tuple[list[str], list[str]]:
     return ok, notes
 
 
-def bench_one(method: str, *, size: str = "search", device: str | torch.device = "cpu", batch: int | None = None,
-              steps: int = 10, warmup: int = 2, fast: FastOptions = EAGER, reference: bool = True,
-              seed: int = 0) -> StepTiming:  # fmt: skip
+def bench_one(
+    method: str,
+    *,
+    size: str = "search",
+    device: str | torch.device = "cpu",
+    batch: int | None = None,
+    steps: int = 10,
+    warmup: int = 2,
+    fast: FastOptions = EAGER,
+    reference: bool = True,
+    seed: int = 0,
+) -> StepTiming:
     """Time ``steps`` search steps of ``method``, ours and (if it has one) the reference, interleaved."""
     device = torch.device(device)
     config = bench_protocol(method, size, batch)
@@ -447,11 +475,14 @@ def bench_one(method: str, *, size: str = "search", device: str | torch.device =
     has_ref = reference and method in REFERENCE_KIND
     ref = ReferenceStepper(method, p, device, seed) if has_ref else None
     ours = OurStepper(
-        method, config, device,
+        method,
+        config,
+        device,
         ref_state=ref.initial_state() if ref else None,
         ref_alpha=ref.net.arch_parameters.detach() if ref is not None and ref.a_optimizer is not None else None,
-        fast=fast, seed=seed,
-    )  # fmt: skip
+        fast=fast,
+        seed=seed,
+    )
     # A small pool of pre-drawn batches, the same for both sides: data loading is not part of the step.
     n_img = max(4 * p.batch_size, 256)
     tr = make_stream(n_img, hw, p.batch_size, device, seed * 2 + 1)
@@ -459,8 +490,9 @@ def bench_one(method: str, *, size: str = "search", device: str | torch.device =
     pool = [(next(tr), next(va)) for _ in range(4)]
     if fast.channels_last:
         cl = torch.channels_last
-        pool_ours = [((a[0].contiguous(memory_format=cl), a[1]), (b[0].contiguous(memory_format=cl), b[1]))
-                     for a, b in pool]  # fmt: skip
+        pool_ours = [
+            ((a[0].contiguous(memory_format=cl), a[1]), (b[0].contiguous(memory_format=cl), b[1])) for a, b in pool
+        ]
     else:
         pool_ours = pool
     t_ours, t_ref = _Timer(device), _Timer(device)
@@ -501,10 +533,18 @@ def bench_one(method: str, *, size: str = "search", device: str | torch.device =
     return res
 
 
-def bench_steps(methods: Sequence[str] = DEFAULT_METHODS, size: str = "search", device: str = "cpu",
-                batch: int | None = None, steps: int = 10, warmup: int = 2, json: bool = False,
-                fast: FastOptions = EAGER, reference: bool = True, echo: Callable[[str], None] | None = None
-                ) -> dict[str, Any]:  # fmt: skip
+def bench_steps(
+    methods: Sequence[str] = DEFAULT_METHODS,
+    size: str = "search",
+    device: str = "cpu",
+    batch: int | None = None,
+    steps: int = 10,
+    warmup: int = 2,
+    json: bool = False,
+    fast: FastOptions = EAGER,
+    reference: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Benchmark ``methods``; returns ``{"results": [...], "notes": [...], "env": {...}}``.
 
     ``json=True`` returns plain JSON-ready data (the per-step lists included); ``echo`` (e.g. ``print``) receives
@@ -519,8 +559,9 @@ def bench_steps(methods: Sequence[str] = DEFAULT_METHODS, size: str = "search", 
     results: list[StepTiming] = []
     for m in names:
         try:
-            r = bench_one(m, size=size, device=dev, batch=batch, steps=steps, warmup=warmup, fast=fast,
-                          reference=reference)  # fmt: skip
+            r = bench_one(
+                m, size=size, device=dev, batch=batch, steps=steps, warmup=warmup, fast=fast, reference=reference
+            )
         except NasSuiteError as e:  # e.g. a method's missing artefact: skip it, keep the others
             notes.append(f"{m}: skipped ({e})")
             continue
@@ -535,8 +576,12 @@ def bench_steps(methods: Sequence[str] = DEFAULT_METHODS, size: str = "search", 
 def environment(device: torch.device) -> dict[str, Any]:
     import platform
 
-    env = {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
-           "device": str(device)}  # fmt: skip
+    env = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+    }
     if device.type == "cuda":
         env["device"] = torch.cuda.get_device_name(device)
     try:
@@ -557,16 +602,23 @@ HEADER = f"{'method':<10} {'options':<28} {'ours ms':>9} {'ref ms':>9} {'ref/our
 
 def format_row(r: StepTiming) -> str:
     peak = "n/a (CPU)" if r.ours_peak_mib is None else f"{r.ours_peak_mib:.0f}/{_f(r.ref_peak_mib, '{:.0f}')}"
-    line = (f"{r.method:<10} {r.options:<28} {_f(r.ours_ms):>9} {_f(r.ref_ms):>9} {_f(r.ratio, '{:.2f}x'):>9} "
-            f"{_f(r.steps_per_s, '{:.2f}'):>8} {peak:>15}")  # fmt: skip
+    line = (
+        f"{r.method:<10} {r.options:<28} {_f(r.ours_ms):>9} {_f(r.ref_ms):>9} {_f(r.ratio, '{:.2f}x'):>9} "
+        f"{_f(r.steps_per_s, '{:.2f}'):>8} {peak:>15}"
+    )
     return line + (f"  ({r.note})" if r.note else "")
 
 
 # --- command line ----------------------------------------------------------------------------------------------------
 @click.command("bench")
 @click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True, help="comma-separated methods")
-@click.option("--size", type=click.Choice(sorted(SIZES)), default="search", show_default=True,
-              help="search = C=16, N=5, 32x32, batch 64 (ENAS 128); quick = C=8, N=1, 16x16, batch 16")
+@click.option(
+    "--size",
+    type=click.Choice(sorted(SIZES)),
+    default="search",
+    show_default=True,
+    help="search = C=16, N=5, 32x32, batch 64 (ENAS 128); quick = C=8, N=1, 16x16, batch 16",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1")
 @click.option("--batch", type=int, default=None, help="override the batch size (default: the protocol's)")
 @click.option("--steps", type=int, default=10, show_default=True, help="timed steps per side")
@@ -575,12 +627,19 @@ def format_row(r: StepTiming) -> str:
 @click.option("--amp", type=click.Choice(["off", "bf16"]), default="off", show_default=True, help="ours: autocast")
 @click.option("--tf32", is_flag=True, help="ours: TF32 matmuls")
 @click.option("--channels-last", is_flag=True, help="ours: channels-last tensors")
-@click.option("--compile", "compile_", type=click.Choice(["off", "default", "reduce-overhead", "max-autotune"]),
-              default="off", show_default=True, help="ours: torch.compile of the mixture forward")
+@click.option(
+    "--compile",
+    "compile_",
+    type=click.Choice(["off", "default", "reduce-overhead", "max-autotune"]),
+    default="off",
+    show_default=True,
+    help="ours: torch.compile of the mixture forward",
+)
 @click.option("--no-reference", is_flag=True, help="time ours only (no xautodl needed)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of the table")
-def bench(methods, size, device, batch, steps, warmup, threads, amp, tf32, channels_last, compile_, no_reference,
-          as_json) -> None:  # fmt: skip
+def bench(
+    methods, size, device, batch, steps, warmup, threads, amp, tf32, channels_last, compile_, no_reference, as_json
+) -> None:
     """Time one search step of every method against the xautodl reference (same process, interleaved)."""
     if steps < 1 or warmup < 0:
         raise ConfigError("--steps must be >= 1 and --warmup >= 0")
@@ -592,16 +651,28 @@ def bench(methods, size, device, batch, steps, warmup, threads, amp, tf32, chann
     fast = FastOptions(amp=amp, tf32=tf32, channels_last=channels_last, compile=compile_)
     if not as_json:
         click.echo(HEADER)
-    out = bench_steps(names, size, device, batch, steps, warmup, json=as_json, fast=fast,
-                      reference=not no_reference, echo=None if as_json else click.echo)  # fmt: skip
+    out = bench_steps(
+        names,
+        size,
+        device,
+        batch,
+        steps,
+        warmup,
+        json=as_json,
+        fast=fast,
+        reference=not no_reference,
+        echo=None if as_json else click.echo,
+    )
     if as_json:
         click.echo(json.dumps(out, indent=1))
         return
     for n in out["notes"]:
         click.echo(f"note: {n}")
     env = out["env"]
-    click.echo(f"{env['device']}, torch {env['torch']}, {env['threads']} threads, medians of {steps} interleaved "
-               "steps; ref/ours > 1 means ours is faster")  # fmt: skip
+    click.echo(
+        f"{env['device']}, torch {env['torch']}, {env['threads']} threads, medians of {steps} interleaved "
+        "steps; ref/ours > 1 means ours is faster"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -127,8 +127,15 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _log(run_dir: Path, event: str, info: dict[str, Any], **extra: Any) -> None:
-    line = {"event": event, "at": time.time(), "pid": info.get("pid"), "host": info.get("host"),
-            "job": info.get("job"), "token": info.get("token"), **extra}  # fmt: skip
+    line = {
+        "event": event,
+        "at": time.time(),
+        "pid": info.get("pid"),
+        "host": info.get("host"),
+        "job": info.get("job"),
+        "token": info.get("token"),
+        **extra,
+    }
     # One short O_APPEND write per line: lines from concurrent processes do not interleave.
     fd = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
@@ -185,9 +192,11 @@ def acquire(run_dir: Path, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> Clai
                 age = 0.0
             # an unreadable claim (claims are written atomically, so: another user's file we may not read) is
             # judged by its heartbeat alone
-            reason = stale_reason(holder, age, stale_after_s) if holder else (
-                f"unreadable claim file without heartbeat for {age:.0f}s" if age > stale_after_s else None
-            )  # fmt: skip
+            reason = (
+                stale_reason(holder, age, stale_after_s)
+                if holder
+                else (f"unreadable claim file without heartbeat for {age:.0f}s" if age > stale_after_s else None)
+            )
             if reason is None:
                 raise ClaimHeld(run_dir.name, holder or {"pid": "?", "host": "?"})
             event = "recovered"

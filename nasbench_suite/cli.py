@@ -91,14 +91,20 @@ class LazyGroup(click.Group):
 
 #: Commands living in other modules (method packages contribute groups, e.g. `nas-suite e2nas train-vae`).
 LAZY_COMMANDS = {
-    "bench": ("nasbench_suite.bench:bench",
-              "Time one search step of every method against the xautodl reference (same process, interleaved)."),
+    "bench": (
+        "nasbench_suite.bench:bench",
+        "Time one search step of every method against the xautodl reference (same process, interleaved).",
+    ),
     "e2nas": ("methods.e2nas.cli:e2nas", "E2NAS: train the graph autoencoder, check its gates."),
-    "probe-search": ("nasbench_suite.probe:probe_search_cmd",
-                     "Run each method's arch update alone on a known additive landscape; report the reached cells' rank."),
-    "regress": ("nasbench_suite.analysis.cli:regress",
-                "Rerun a small deterministic configuration of every method and compare it with the stored baseline."),
-}  # fmt: skip
+    "probe-search": (
+        "nasbench_suite.probe:probe_search_cmd",
+        "Run each method's arch update alone on a known additive landscape; report the reached cells' rank.",
+    ),
+    "regress": (
+        "nasbench_suite.analysis.cli:regress",
+        "Rerun a small deterministic configuration of every method and compare it with the stored baseline.",
+    ),
+}
 
 
 @click.group(cls=LazyGroup, lazy_commands=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,20 +149,54 @@ def _log_to_stderr() -> None:
 @click.option("--yes", is_flag=True, help=f"run a plan of more than {CONFIRM_RUNS} runs")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @click.option("--json", "as_json", is_flag=True, help="print the outcomes as JSON")
-@click.option("--executor", type=click.Choice(["inprocess", "local", "slurm", "submitit-local"]), default=None,
-              help="where runs execute: inprocess (default for --workers 1), local (a pool of --workers processes, "
-                   "one GPU each; default for --workers > 1), slurm (one job per run, a job array), "
-                   "submitit-local (the slurm path run on this machine, for checking a setup)")
+@click.option(
+    "--executor",
+    type=click.Choice(["inprocess", "local", "slurm", "submitit-local"]),
+    default=None,
+    help="where runs execute: inprocess (default for --workers 1), local (a pool of --workers processes, "
+    "one GPU each; default for --workers > 1), slurm (one job per run, a job array), "
+    "submitit-local (the slurm path run on this machine, for checking a setup)",
+)
 @click.option("--partition", default=None, help="slurm: partition to submit to")
 @click.option("--gpus-per-job", type=int, default=1, show_default=True, help="slurm: GPUs per job (0: CPU jobs)")
-@click.option("--time-limit", type=int, default=240, show_default=True,
-              help="slurm: minutes per job; a longer run is checkpointed, requeued and resumed")
+@click.option(
+    "--time-limit",
+    type=int,
+    default=240,
+    show_default=True,
+    help="slurm: minutes per job; a longer run is checkpointed, requeued and resumed",
+)
 @click.option("--array-parallelism", type=int, default=64, show_default=True, help="slurm: jobs running at once")
-@click.option("--cluster-log-dir", type=click.Path(path_type=Path), default=None,
-              help="slurm: folder for job scripts and logs (default: RESULTS/submitit)")
-def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, results, workers, device, sets, grid,
-        force, yes, quiet, as_json, executor, partition, gpus_per_job, time_limit, array_parallelism,
-        cluster_log_dir) -> None:  # fmt: skip
+@click.option(
+    "--cluster-log-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="slurm: folder for job scripts and logs (default: RESULTS/submitit)",
+)
+def run(
+    methods,
+    seeds,
+    seed_start,
+    dataset,
+    protocol,
+    data_root,
+    benchmark,
+    results,
+    workers,
+    device,
+    sets,
+    grid,
+    force,
+    yes,
+    quiet,
+    as_json,
+    executor,
+    partition,
+    gpus_per_job,
+    time_limit,
+    array_parallelism,
+    cluster_log_dir,
+) -> None:
     """Search with METHODS x SEEDS, query the benchmark, store one record per run."""
     import dataclasses
 
@@ -191,8 +231,10 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
     protocol = protocol or "quick"
     plan = build_plan(names, range(seed_start, seed_start + seeds), protocol, dataset, overrides, grid)
     if len(plan) > CONFIRM_RUNS and not yes:
-        raise ConfigError(f"the plan has {len(plan)} runs ({len(names)} method(s) x {seeds} seed(s)"
-                          f"{' x the grid' if grid else ''}); add --yes to run them all")  # fmt: skip
+        raise ConfigError(
+            f"the plan has {len(plan)} runs ({len(names)} method(s) x {seeds} seed(s)"
+            f"{' x the grid' if grid else ''}); add --yes to run them all"
+        )
     # Check every spec resolves (unknown keys, bad types, values out of range) before anything runs; the seed
     # plays no part in that, so each distinct configuration is resolved once.
     protocols = {}
@@ -217,8 +259,10 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
 
             raise DataError(f"data root {data_root} does not exist")
         if data_root is not None and datasets <= {"digits"}:
-            raise ConfigError(f"--data-root {data_root} would be ignored: the plan's dataset is the embedded 'digits' "
-                              "(choose --dataset cifar10, cifar100 or ImageNet16-120)")  # fmt: skip
+            raise ConfigError(
+                f"--data-root {data_root} would be ignored: the plan's dataset is the embedded 'digits' "
+                "(choose --dataset cifar10, cifar100 or ImageNet16-120)"
+            )
         if executor != "slurm":  # (a cluster's data paths need not exist on the login node)
             _check_data(protocols.values(), data_root)
         from .benchmarks import open_benchmark
@@ -259,14 +303,29 @@ def run(methods, seeds, seed_start, dataset, protocol, data_root, benchmark, res
     counts["requeued"] = sum(o.requeues > 0 for o in outcomes)
     abandoned = _abandoned(outcomes, Store(results), options.claim_stale_s)
     if as_json:
-        click.echo(json.dumps([{"run_id": o.run_id, "status": o.status, "error": o.error,
-                                "arch": (o.record or {}).get("final", {}).get("arch"), "requeues": o.requeues,
-                                "log": o.log} for o in outcomes], indent=1))  # fmt: skip
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "run_id": o.run_id,
+                        "status": o.status,
+                        "error": o.error,
+                        "arch": (o.record or {}).get("final", {}).get("arch"),
+                        "requeues": o.requeues,
+                        "log": o.log,
+                    }
+                    for o in outcomes
+                ],
+                indent=1,
+            )
+        )
     for run_id, holder in abandoned:
         say(f"    {run_id}: skipped for {holder}, which ended without finishing it; run again to finish it")
     left = f" ({len(abandoned)} left unfinished by it)" if abandoned else ""
-    say(f"finished: {counts['done']} run, {counts['skipped']} already stored, {counts['claimed']} run by another "
-        f"process{left}, {counts['failed']} failed" + (f", {counts['requeued']} requeued" if copts is not None else ""))
+    say(
+        f"finished: {counts['done']} run, {counts['skipped']} already stored, {counts['claimed']} run by another "
+        f"process{left}, {counts['failed']} failed" + (f", {counts['requeued']} requeued" if copts is not None else "")
+    )
     if counts["failed"] or abandoned:
         sys.exit(1)
 
@@ -299,9 +358,11 @@ def _check_data(protocols, data_root) -> None:
         if p.batch_size > room:
             std = STANDARD_SIZES.get(p.dataset)
             usual = f" (the standard {p.dataset} has {std[0]:,} training and {std[1]:,} test images)" if std else ""
-            raise ConfigError(f"batch_size={p.batch_size} is out of range: the search split of {p.dataset} has "
-                              f"{len(split.train)} + {len(split.valid)} images, so it must be <= {room}{usual}")  # fmt: skip
-    for name, ds in loaded.items():  # a set far smaller than the standard one is allowed, with a warning
+            raise ConfigError(
+                f"batch_size={p.batch_size} is out of range: the search split of {p.dataset} has "
+                f"{len(split.train)} + {len(split.valid)} images, so it must be <= {room}{usual}"
+            )
+    for ds in loaded.values():  # a set far smaller than the standard one is allowed, with a warning
         for warning in dataset_warnings(ds, source=str(data_root)):
             click.echo(warning, err=True)
 
@@ -326,7 +387,9 @@ def _check_device(device: str, protocols, local: bool) -> None:
 
 @cli.command()
 @click.option("--results", type=click.Path(), default=str(DEFAULT_RESULTS), show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html", "json"]), default="md", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["md", "csv", "latex", "html", "json"]), default="md", show_default=True
+)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="folder to write the report files into")
 @click.option("--benchmark", type=click.Path(path_type=Path), default=None, help="benchmark for the optimum row")
 @click.option("--no-published", is_flag=True, help="leave out the published reference rows")
@@ -368,13 +431,24 @@ def methods(protocol, as_json) -> None:
         for k, v in proto.items():
             if v["source"] != mine:
                 shared.setdefault(k, v)
-        rows.append({"name": name, "display_name": cls.display_name,
-                     "aliases": sorted(a for a, n in aliases.items() if n == name), "hparams": own,
-                     "protocol_overrides": {k: v for k, v in proto.items() if v["source"] == mine},
-                     "grids": {g: list(points) for g, points in cls.grids.items()}})  # fmt: skip
+        rows.append(
+            {
+                "name": name,
+                "display_name": cls.display_name,
+                "aliases": sorted(a for a, n in aliases.items() if n == name),
+                "hparams": own,
+                "protocol_overrides": {k: v for k, v in proto.items() if v["source"] == mine},
+                "grids": {g: list(points) for g, points in cls.grids.items()},
+            }
+        )
     if as_json:
-        click.echo(json.dumps({"protocol": protocol, "protocol_settings": shared, "methods": rows,
-                               "presets": preset_names()}, indent=1, default=str))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {"protocol": protocol, "protocol_settings": shared, "methods": rows, "presets": preset_names()},
+                indent=1,
+                default=str,
+            )
+        )
         return
     click.echo(f"protocol settings, every method (--set KEY=VALUE; type, default in {protocol!r}, valid values):")
     for k, v in shared.items():
@@ -383,7 +457,9 @@ def methods(protocol, as_json) -> None:
         alias = f" (aliases: {', '.join(r['aliases'])})" if r["aliases"] else ""
         click.echo(f"\n{r['name']}: {r['display_name']}{alias}")
         for k, v in r["protocol_overrides"].items():
-            click.echo(f"  {k:<27} {v['type']:<16} {v['default']!s:<14} {v['valid']}  (this method's value in {protocol!r})")
+            click.echo(
+                f"  {k:<27} {v['type']:<16} {v['default']!s:<14} {v['valid']}  (this method's value in {protocol!r})"
+            )
         for k, v in r["hparams"].items():
             click.echo(f"  {k:<27} {v['type']:<16} {v['default']!s:<14} {v['valid']}")
         for g, points in r["grids"].items():
@@ -404,8 +480,17 @@ def query(arch, benchmark, as_json) -> None:
     bench = open_benchmark(benchmark)
     res = bench.query_all(cell)
     if as_json:
-        click.echo(json.dumps({"arch": cell.arch_str, "benchmark": bench.name, "provenance": bench.provenance,
-                               "results": {ds: {"valid": r.valid, "test": r.test} for ds, r in res.items()}}, indent=1))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "arch": cell.arch_str,
+                    "benchmark": bench.name,
+                    "provenance": bench.provenance,
+                    "results": {ds: {"valid": r.valid, "test": r.test} for ds, r in res.items()},
+                },
+                indent=1,
+            )
+        )
         return
     click.echo(cell.arch_str)
     click.echo(f"benchmark: {bench.provenance}")
@@ -441,8 +526,11 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except Interrupted as e:
         name = signal.Signals(e.signum).name
-        click.echo(f"interrupted ({name}): finished runs are stored, claims released; a run cut short resumes from "
-                   "its last complete epoch when the same command runs again", err=True)  # fmt: skip
+        click.echo(
+            f"interrupted ({name}): finished runs are stored, claims released; a run cut short resumes from "
+            "its last complete epoch when the same command runs again",
+            err=True,
+        )
         sys.exit(128 + e.signum)
     except NasSuiteError as e:
         click.echo(f"error: {e}", err=True)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import shutil
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
@@ -50,7 +51,9 @@ class ClusterOptions:
     def check(self) -> None:
         """User errors in the options, as :class:`ConfigError`."""
         if self.executor not in CLUSTER_EXECUTORS:
-            raise ConfigError(f"unknown cluster executor {self.executor!r}; choose one of {', '.join(CLUSTER_EXECUTORS)}")
+            raise ConfigError(
+                f"unknown cluster executor {self.executor!r}; choose one of {', '.join(CLUSTER_EXECUTORS)}"
+            )
         if self.gpus_per_job < 0:
             raise ConfigError(f"--gpus-per-job must be >= 0, got {self.gpus_per_job}")
         if self.time_limit_min < 1:
@@ -58,7 +61,9 @@ class ClusterOptions:
         if self.array_parallelism < 1:
             raise ConfigError(f"--array-parallelism must be at least 1, got {self.array_parallelism}")
         if self.executor == "slurm" and not (shutil.which("sbatch") and shutil.which("srun")):
-            raise ConfigError("--executor slurm needs Slurm's sbatch and srun on PATH (run this on a cluster login node)")
+            raise ConfigError(
+                "--executor slurm needs Slurm's sbatch and srun on PATH (run this on a cluster login node)"
+            )
 
 
 class RunJob(Checkpointable):
@@ -84,8 +89,10 @@ def _print_progress(ev: dict[str, Any]) -> None:
     if ev.get("kind") == "step":  # a job log gets one line per epoch
         return
     if ev.get("kind") == "select":
-        print(f"{ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} scoring candidate {ev['candidate']}/{ev['candidates']}",
-              flush=True)  # fmt: skip
+        print(
+            f"{ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} scoring candidate {ev['candidate']}/{ev['candidates']}",
+            flush=True,
+        )
         return
     line = ev["line"]
     print(f"{ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} {line['arch']} ({line['wall_s']:.1f}s)", flush=True)
@@ -109,8 +116,9 @@ def make_executor(copts: ClusterOptions, results: Path) -> submitit.Executor:
             params["partition"] = copts.partition
     else:
         ex = submitit.LocalExecutor(folder=folder, max_num_timeout=copts.max_requeues)
-        params = dict(timeout_min=copts.time_limit_min, gpus_per_node=copts.gpus_per_job,
-                      signal_delay_s=copts.signal_delay_s)  # fmt: skip
+        params = dict(
+            timeout_min=copts.time_limit_min, gpus_per_node=copts.gpus_per_job, signal_delay_s=copts.signal_delay_s
+        )
     ex.update_parameters(**{**params, **copts.extra})
     return ex
 

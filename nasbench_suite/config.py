@@ -19,9 +19,10 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from importlib import resources
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
 
@@ -51,8 +52,11 @@ class Range:
         """``> 0 and <= 1``, ``one of 'off', 'bf16'``, or the ``doc`` of a check."""
         if self.choices is not None:
             return "one of " + ", ".join(repr(c) for c in self.choices)
-        parts = [f"{op} {_num(v)}" for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-                 if v is not None]  # fmt: skip
+        parts = [
+            f"{op} {_num(v)}"
+            for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+            if v is not None
+        ]
         return " and ".join(parts) or self.doc or "any value"
 
     def problem(self, value: Any) -> str | None:
@@ -64,8 +68,12 @@ class Range:
         if self.choices is not None and value not in self.choices:
             return self.describe()
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            ok = ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
-                  and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))  # fmt: skip
+            ok = (
+                (self.ge is None or value >= self.ge)
+                and (self.gt is None or value > self.gt)
+                and (self.le is None or value <= self.le)
+                and (self.lt is None or value < self.lt)
+            )
             if not ok:
                 return self.describe()
         if self.check is not None:
@@ -80,9 +88,17 @@ def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
 
 
-def setting(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-            lt: float | None = None, choices: tuple[Any, ...] | None = None, check: Callable[[Any], Any] | None = None,
-            doc: str = "") -> Any:  # fmt: skip
+def setting(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+    check: Callable[[Any], Any] | None = None,
+    doc: str = "",
+) -> Any:
     """A dataclass field with its valid values declared beside its default: ``lr: float = setting(0.025, gt=0)``."""
     rng = Range(ge, gt, le, lt, tuple(choices) if choices is not None else None, check, doc)
     return field(default=default, metadata={"valid": rng})
@@ -337,8 +353,10 @@ def resolve(spec: RunSpec, hparams_cls: type, method_name: str) -> ResolvedConfi
     protocol = Protocol(name=spec.protocol, **pvals)
     check_ranges(protocol, sources)
     if protocol.lr_min > protocol.lr:
-        raise ConfigError(f"lr_min={protocol.lr_min!r} is out of range: it must be <= lr={protocol.lr!r} "
-                          f"(from {sources.get('lr_min', 'the defaults')})")  # fmt: skip
+        raise ConfigError(
+            f"lr_min={protocol.lr_min!r} is out of range: it must be <= lr={protocol.lr!r} "
+            f"(from {sources.get('lr_min', 'the defaults')})"
+        )
     try:
         hparams = hparams_cls(**hvals)
     except (TypeError, ValueError) as e:
@@ -351,8 +369,11 @@ def _type_name(typ: Any) -> str:
     import typing
 
     if typing.get_origin(typ) is not None:
-        return " | ".join(_type_name(a) for a in typing.get_args(typ)) if typing.get_origin(typ) is not tuple else (
-            "(" + ", ".join(_type_name(a) for a in typing.get_args(typ)) + ")")
+        return (
+            " | ".join(_type_name(a) for a in typing.get_args(typ))
+            if typing.get_origin(typ) is not tuple
+            else ("(" + ", ".join(_type_name(a) for a in typing.get_args(typ)) + ")")
+        )
     return "None" if typ is type(None) else getattr(typ, "__name__", str(typ))
 
 
@@ -367,7 +388,12 @@ def describe_settings(method_cls: Any, protocol: str = "quick") -> tuple[dict[st
     def entry(typ: Any, value: Any, key: str) -> dict[str, Any]:
         rng = ranges.get(key)
         valid = rng.describe() if rng is not None else ("true or false" if typ is bool else "any value")
-        return {"type": _type_name(typ), "default": value, "valid": valid, "source": resolved.sources.get(key, "default")}
+        return {
+            "type": _type_name(typ),
+            "default": value,
+            "valid": valid,
+            "source": resolved.sources.get(key, "default"),
+        }
 
     proto = {k: entry(ptypes[k], getattr(resolved.protocol, k), k) for k in PROTOCOL_KEYS}
     own = {k: entry(htypes[k], getattr(resolved.hparams, k), k) for k in htypes}

@@ -13,9 +13,10 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 from .claims import ClaimHeld
 from .config import RunSpec

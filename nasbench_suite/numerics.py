@@ -14,7 +14,7 @@ The defaults (float32, oneDNN on, no determinism switch) are the fast ones every
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

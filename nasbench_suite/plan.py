@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from .config import PROTOCOL_KEYS, RunSpec
 from .errors import ConfigError

@@ -32,9 +32,10 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import click
 import numpy as np
@@ -173,8 +174,16 @@ class ProbeRun:
         return self.percentiles[k - 1]
 
 
-def probe_one(method: str, seed: int, land: Landscape, epochs: int, steps_per_epoch: int, protocol: str = "quick",
-              overrides: dict[str, str] | None = None, label: str | None = None) -> ProbeRun:  # fmt: skip
+def probe_one(
+    method: str,
+    seed: int,
+    land: Landscape,
+    epochs: int,
+    steps_per_epoch: int,
+    protocol: str = "quick",
+    overrides: dict[str, str] | None = None,
+    label: str | None = None,
+) -> ProbeRun:
     """Run ``method``'s own search steps on :class:`ProbeNet` for ``epochs`` x ``steps_per_epoch`` steps."""
     from .config import RunSpec, resolve
     from .method import get_method, make_context
@@ -191,12 +200,16 @@ def probe_one(method: str, seed: int, land: Landscape, epochs: int, steps_per_ep
     c_max = float(land.cost.max(1).sum())  # the worst cell's cost
     streams = [threshold_batches(p.batch_size, c_max, 2 * seed + k) for k in (1, 2)]
     ctx = make_context(
-        net, p, seed=seed, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        net,
+        p,
+        seed=seed,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
         w_optimizer=torch.optim.SGD(net.parameters(), lr=0.0),  # the arch update alone: weights never move
         selection_batches=lambda epoch, augment=None, salt=0: threshold_batches(
             p.select_batch_size, c_max, 10_000 * (seed + 1) + epoch + 1_000_003 * salt
         ),
-    )  # fmt: skip
+    )
     m = cls(config.hparams)
     m.setup(ctx)
     run = ProbeRun(label or m.variant(), cls.name, dict(overrides or {}), seed, steps_per_epoch)
@@ -239,9 +252,15 @@ def _hparams(cls, overrides: dict[str, str]):
     return resolve(RunSpec(cls.name, 0, "quick", tuple(sorted(overrides.items()))), cls.Hparams, cls.name).hparams
 
 
-def probe_search(entries: Sequence[tuple[str, dict[str, str]]] | None = None, seeds: int = 10, epochs: int = 40,
-                 steps_per_epoch: int = 5, protocol: str = "quick", land: Landscape | None = None,
-                 echo: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+def probe_search(
+    entries: Sequence[tuple[str, dict[str, str]]] | None = None,
+    seeds: int = 10,
+    epochs: int = 40,
+    steps_per_epoch: int = 5,
+    protocol: str = "quick",
+    land: Landscape | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Probe ``entries`` (method, overrides) from ``seeds`` seeds; returns the landscape summary, every run, and a
     summary row per entry (see :func:`summarise`)."""
     land = land or fit_landscape()
@@ -255,14 +274,25 @@ def probe_search(entries: Sequence[tuple[str, dict[str, str]]] | None = None, se
             if echo:
                 echo(f"{label:40s} seed {seed}: {r.percentiles[-1]:7.3f} % {r.cells[-1]} ({r.wall_s:.1f}s)")
     return {
-        "landscape": {"best": land.best.arch_str, "r2": land.r2, "W": land.W.round(4).tolist(), "bias": land.bias,
-                      "source": land.source,
-                      "best_acc": float(land.acc[land.best.index]), "best_acc_percentile": land.acc_percentile(land.best)},
-        "budget": {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "steps": epochs * steps_per_epoch,
-                   "protocol": protocol, "seeds": seeds},
+        "landscape": {
+            "best": land.best.arch_str,
+            "r2": land.r2,
+            "W": land.W.round(4).tolist(),
+            "bias": land.bias,
+            "source": land.source,
+            "best_acc": float(land.acc[land.best.index]),
+            "best_acc_percentile": land.acc_percentile(land.best),
+        },
+        "budget": {
+            "epochs": epochs,
+            "steps_per_epoch": steps_per_epoch,
+            "steps": epochs * steps_per_epoch,
+            "protocol": protocol,
+            "seeds": seeds,
+        },
         "runs": [asdict(r) for r in runs],
         "summary": summarise(runs, land),
-    }  # fmt: skip
+    }
 
 
 def summarise(runs: Sequence[ProbeRun], land: Landscape, reference: str = "DARTS-V1") -> list[dict[str, Any]]:
@@ -279,33 +309,46 @@ def summarise(runs: Sequence[ProbeRun], land: Landscape, reference: str = "DARTS
         need = [r.steps_to() for r in rs]
         reached = [s for s in need if s is not None]
         accs = [float(land.acc[Cell.parse(r.cells[-1]).index]) for r in rs]
-        rows.append({
-            "label": label, "method": rs[0].method, "seeds": len(rs),
-            "final_percentile_median": statistics.median(final), "final_percentile_mean": statistics.fmean(final),
-            "final_percentile_max": max(final),
-            "seeds_top5_final": sum(p <= TOP for p in final),
-            "seeds_top5_within_ref_budget": None if budget is None else sum(r.at_step(budget) <= TOP for r in rs),
-            "ref_budget_steps": budget,
-            "steps_to_top5_median": statistics.median(reached) if len(reached) * 2 > len(rs) else None,
-            "acc_mean": statistics.fmean(accs), "distinct_final_cells": len({r.cells[-1] for r in rs}),
-            "wall_s": sum(r.wall_s for r in rs),
-        })  # fmt: skip
+        rows.append(
+            {
+                "label": label,
+                "method": rs[0].method,
+                "seeds": len(rs),
+                "final_percentile_median": statistics.median(final),
+                "final_percentile_mean": statistics.fmean(final),
+                "final_percentile_max": max(final),
+                "seeds_top5_final": sum(p <= TOP for p in final),
+                "seeds_top5_within_ref_budget": None if budget is None else sum(r.at_step(budget) <= TOP for r in rs),
+                "ref_budget_steps": budget,
+                "steps_to_top5_median": statistics.median(reached) if len(reached) * 2 > len(rs) else None,
+                "acc_mean": statistics.fmean(accs),
+                "distinct_final_cells": len({r.cells[-1] for r in rs}),
+                "wall_s": sum(r.wall_s for r in rs),
+            }
+        )
     return rows
 
 
 def markdown_table(result: dict[str, Any]) -> str:
     """The summary as a Markdown table."""
     b = result["budget"]
-    head = (f"| method | final percentile, median (max) | seeds in top 5 % at {b['steps']} steps | "
-            f"within DARTS-V1's steps | median steps to top 5 % | reached cells' acc. (mean) | distinct cells |")  # fmt: skip
+    head = (
+        f"| method | final percentile, median (max) | seeds in top 5 % at {b['steps']} steps | "
+        f"within DARTS-V1's steps | median steps to top 5 % | reached cells' acc. (mean) | distinct cells |"
+    )
     lines = [head, "|---|---|---|---|---|---|---|"]
     for r in result["summary"]:
-        within = "n/a" if r["seeds_top5_within_ref_budget"] is None else (
-            f"{r['seeds_top5_within_ref_budget']}/{r['seeds']} ({r['ref_budget_steps']})")
+        within = (
+            "n/a"
+            if r["seeds_top5_within_ref_budget"] is None
+            else (f"{r['seeds_top5_within_ref_budget']}/{r['seeds']} ({r['ref_budget_steps']})")
+        )
         steps = "-" if r["steps_to_top5_median"] is None else f"{r['steps_to_top5_median']:.0f}"
-        lines.append(f"| {r['label']} | {r['final_percentile_median']:.2f} ({r['final_percentile_max']:.2f}) | "
-                     f"{r['seeds_top5_final']}/{r['seeds']} | {within} | {steps} | {r['acc_mean']:.2f} | "
-                     f"{r['distinct_final_cells']} |")  # fmt: skip
+        lines.append(
+            f"| {r['label']} | {r['final_percentile_median']:.2f} ({r['final_percentile_max']:.2f}) | "
+            f"{r['seeds_top5_final']}/{r['seeds']} | {within} | {steps} | {r['acc_mean']:.2f} | "
+            f"{r['distinct_final_cells']} |"
+        )
     return "\n".join(lines)
 
 
@@ -343,8 +386,12 @@ def figure(result: dict[str, Any], path: Path) -> Path:
 @click.option("--seeds", type=int, default=10, show_default=True)
 @click.option("--epochs", type=int, default=40, show_default=True, help="epochs (schedules run over these)")
 @click.option("--steps", type=int, default=5, show_default=True, help="arch steps per epoch")
-@click.option("--protocol", default="quick", show_default=True,
-              help="preset whose method settings are used (quick: ENAS's controller phase scaled down)")
+@click.option(
+    "--protocol",
+    default="quick",
+    show_default=True,
+    help="preset whose method settings are used (quick: ENAS's controller phase scaled down)",
+)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a method setting (all methods)")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="folder for probe.json, probe.md, probe.png")
 @click.option("--quiet", is_flag=True)
@@ -378,6 +425,8 @@ def probe_search_cmd(methods, seeds, epochs, steps, protocol, sets, out, quiet, 
         click.echo(json.dumps(result, indent=1))
     else:
         lb = result["landscape"]
-        click.echo(f"landscape: additive fit, R^2 {lb['r2']:.3f}; best cell {lb['best']} "
-                   f"(benchmark acc {lb['best_acc']:.2f}, top {lb['best_acc_percentile']:.2f} %)")  # fmt: skip
+        click.echo(
+            f"landscape: additive fit, R^2 {lb['r2']:.3f}; best cell {lb['best']} "
+            f"(benchmark acc {lb['best_acc']:.2f}, top {lb['best_acc_percentile']:.2f} %)"
+        )
         click.echo(table)

@@ -19,13 +19,18 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 #: Step events are forwarded from workers at most this often per run (the epoch events always are).
 STEP_EVENT_INTERVAL_S = 0.2
 
-_STATUS = {"done": "done", "skipped": "already stored", "failed": "FAILED",
-           "claimed": "skipped, another process is running it"}  # fmt: skip
+_STATUS = {
+    "done": "done",
+    "skipped": "already stored",
+    "failed": "FAILED",
+    "claimed": "skipped, another process is running it",
+}
 
 
 def throttled(progress: Callable[[dict[str, Any]], None], interval: float = STEP_EVENT_INTERVAL_S):
@@ -68,9 +73,15 @@ class PlanProgress:
             from tqdm.auto import tqdm
 
             self._tqdm = tqdm
-            self._plan_bar = tqdm(total=total_runs, desc="plan", unit="run", position=0, file=self.stream,
-                                  dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.2f}/{total} runs "
-                                  "[{elapsed}<{remaining}]")  # fmt: skip
+            self._plan_bar = tqdm(
+                total=total_runs,
+                desc="plan",
+                unit="run",
+                position=0,
+                file=self.stream,
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n:.2f}/{total} runs [{elapsed}<{remaining}]",
+            )
 
     # -- inputs ------------------------------------------------------------------------------------------------
     def event(self, ev: dict[str, Any]) -> None:
@@ -86,8 +97,9 @@ class PlanProgress:
                     self._line(self._epoch_text(ev))
                 return
             if kind == "select":
-                self._line(f"  {rid} epoch {ev['epoch']}/{ev['epochs']} scoring candidate "
-                           f"{ev['candidate']}/{ev['candidates']}")  # fmt: skip
+                self._line(
+                    f"  {rid} epoch {ev['epoch']}/{ev['epochs']} scoring candidate {ev['candidate']}/{ev['candidates']}"
+                )
                 return
             if kind == "step":
                 self._frac[rid] = ((ev["epoch"] - 1) * steps + ev["step"]) / (ev["epochs"] * steps)
@@ -96,8 +108,10 @@ class PlanProgress:
             if self.bars:
                 self._draw(ev)
             elif kind == "epoch":
-                self._line(self._epoch_text(ev) + f" (ETA run {self._fmt(self._run_eta(ev))}, "
-                           f"plan {self._fmt(self.plan_eta())})")  # fmt: skip
+                self._line(
+                    self._epoch_text(ev) + f" (ETA run {self._fmt(self._run_eta(ev))}, "
+                    f"plan {self._fmt(self.plan_eta())})"
+                )
 
     def outcome(self, out) -> None:
         """A run of the plan finished (an :class:`~nasbench_suite.executors.Outcome`)."""
@@ -164,22 +178,32 @@ class PlanProgress:
         loss_s = "n/a" if loss is None else f"{loss:.3f}"
         where = f" [pid {ev['pid']}]" if "pid" in ev else ""
         arch = line.get("arch") or "(cell not derived this epoch)"  # derive_every > 1
-        return (f"  {ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} loss {loss_s} {arch} "
-                f"({line.get('wall_s', 0.0):.1f}s){where}")  # fmt: skip
+        return (
+            f"  {ev['run_id']} epoch {ev['epoch']}/{ev['epochs']} loss {loss_s} {arch} "
+            f"({line.get('wall_s', 0.0):.1f}s){where}"
+        )
 
     def _draw(self, ev: dict[str, Any]) -> None:
         rid = ev["run_id"]
         steps = ev.get("steps")
         bar = self._run_bars.get(rid)
         if bar is None and steps:
-            bar = self._tqdm(total=ev["epochs"] * steps, desc=rid, unit="step", leave=False, file=self.stream,
-                             position=1 + len(self._run_bars), dynamic_ncols=True)  # fmt: skip
+            bar = self._tqdm(
+                total=ev["epochs"] * steps,
+                desc=rid,
+                unit="step",
+                leave=False,
+                file=self.stream,
+                position=1 + len(self._run_bars),
+                dynamic_ncols=True,
+            )
             self._run_bars[rid] = bar
         if bar is not None and steps:
             bar.n = (ev["epoch"] - 1) * steps + (ev["step"] if ev.get("kind") == "step" else steps)
             loss = ev.get("loss") if ev.get("kind") == "step" else ev["line"].get("train_loss")
-            bar.set_postfix_str(f"epoch {ev['epoch']}/{ev['epochs']}" + ("" if loss is None else f" loss {loss:.3f}"),
-                                refresh=False)  # fmt: skip
+            bar.set_postfix_str(
+                f"epoch {ev['epoch']}/{ev['epochs']}" + ("" if loss is None else f" loss {loss:.3f}"), refresh=False
+            )
             bar.refresh()
         if ev.get("kind") == "epoch":
             self._line(self._epoch_text(ev))

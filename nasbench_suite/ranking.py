@@ -12,7 +12,8 @@ Search dynamics: the method's :meth:`OneShotMethod.arch_distribution` (6 x 5) an
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

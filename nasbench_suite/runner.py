@@ -14,14 +14,15 @@ import io
 import json
 import logging
 import platform
-import re
 import random
+import re
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,7 +60,9 @@ class RunOptions:
     device: str = "cpu"
     force: bool = False  # rerun even when a finished record exists
     keep_checkpoint: bool = False
-    claim_stale_s: float = DEFAULT_STALE_AFTER_S  # a claim from another host without heartbeat for this long is taken over
+    claim_stale_s: float = (
+        DEFAULT_STALE_AFTER_S  # a claim from another host without heartbeat for this long is taken over
+    )
 
 
 #: Receives the step and epoch events described in :mod:`nasbench_suite.progress`.
@@ -77,8 +80,10 @@ def code_version() -> str:
         if sha:
             dirty = subprocess.run(
                 ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True, text=True, timeout=5,
-            ).stdout.strip()  # fmt: skip
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
             return f"{sha}{'+dirty' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         pass
@@ -150,8 +155,11 @@ def seed_everything(seed: int) -> None:
 
 def _rng_snapshot() -> dict[str, Any]:
     # numpy's legacy state as a dict of lists and numbers: a checkpoint holds plain data only (weights_only load)
-    snap = {"python": random.getstate(), "numpy": plain_state(np.random.get_state(legacy=False)),
-            "torch": torch.get_rng_state()}  # fmt: skip
+    snap = {
+        "python": random.getstate(),
+        "numpy": plain_state(np.random.get_state(legacy=False)),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         snap["cuda"] = torch.cuda.get_rng_state_all()
     return snap
@@ -218,15 +226,20 @@ class Run:
             self.steps_per_epoch = p.steps_per_epoch or self.train_stream.steps_per_epoch
 
             self.supernet = Supernet(
-                SupernetConfig(p.C, p.N, self.dataset.num_classes, p.affine, p.track_running_stats,
-                               p.lastact_follows_flags)
-            ).to(self.device, torch_dtype(p.dtype))  # fmt: skip
+                SupernetConfig(
+                    p.C, p.N, self.dataset.num_classes, p.affine, p.track_running_stats, p.lastact_follows_flags
+                )
+            ).to(self.device, torch_dtype(p.dtype))
             apply_protocol_fast_options(self.supernet, p)
             self.method = cls(self.config.hparams)
             self.ctx = make_context(
-                self.supernet, p, seed=spec.seed, steps_per_epoch=self.steps_per_epoch, device=self.device,
+                self.supernet,
+                p,
+                seed=spec.seed,
+                steps_per_epoch=self.steps_per_epoch,
+                device=self.device,
                 selection_batches=self.selection_batches,
-            )  # fmt: skip
+            )
             self.w_optimizer = self.ctx.w_optimizer
             self.method.setup(self.ctx)
         self.epochs_done: list[dict[str, Any]] = []
@@ -252,7 +265,13 @@ class Run:
         seed = 10_000 * (self.spec.seed + 1) + epoch + 1_000_003 * salt
         aug = p.select_augment if augment is None else augment
         stream = BatchStream.from_part(
-            self._valid_part, self.dataset, device=self.device, batch_size=bs, seed=seed, augment=aug, drop_last=False,
+            self._valid_part,
+            self.dataset,
+            device=self.device,
+            batch_size=bs,
+            seed=seed,
+            augment=aug,
+            drop_last=False,
             dtype=torch_dtype(p.dtype),
         )
         # candidate scoring reports progress; another pass (ENAS's controller phase, salt 1) is part of the epoch
@@ -264,8 +283,16 @@ class Run:
         for i, batch in enumerate(stream, 1):
             if time.perf_counter() - last >= SELECT_PROGRESS_S:
                 last = time.perf_counter()
-                self._progress({"run_id": self.run_id, "kind": "select", "epoch": epoch + 1, "epochs": self.protocol.epochs,
-                                "candidate": i, "candidates": self.protocol.select_candidates})  # fmt: skip
+                self._progress(
+                    {
+                        "run_id": self.run_id,
+                        "kind": "select",
+                        "epoch": epoch + 1,
+                        "epochs": self.protocol.epochs,
+                        "candidate": i,
+                        "candidates": self.protocol.select_candidates,
+                    }
+                )
             yield batch
 
     # -- checkpoints ------------------------------------------------------------------------------------------
@@ -353,9 +380,17 @@ class Run:
                 sums[k] = sums.get(k, 0.0) + float(v)
             if self._progress:
                 loss = sums.get("train_loss")
-                self._progress({"kind": "step", "run_id": self.run_id, "epoch": epoch + 1,
-                                "epochs": self.protocol.epochs, "step": step + 1, "steps": self.steps_per_epoch,
-                                "loss": None if loss is None else loss / (step + 1)})  # fmt: skip
+                self._progress(
+                    {
+                        "kind": "step",
+                        "run_id": self.run_id,
+                        "epoch": epoch + 1,
+                        "epochs": self.protocol.epochs,
+                        "step": step + 1,
+                        "steps": self.steps_per_epoch,
+                        "loss": None if loss is None else loss / (step + 1),
+                    }
+                )
         self.method.end_epoch(epoch)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
@@ -431,8 +466,16 @@ class Run:
             self.store.write_metrics(self.run_id, self.epochs_done)
             self.save_checkpoint()
             if progress:
-                progress({"kind": "epoch", "run_id": self.run_id, "epoch": epoch + 1, "epochs": self.protocol.epochs,
-                          "steps": self.steps_per_epoch, "line": line})  # fmt: skip
+                progress(
+                    {
+                        "kind": "epoch",
+                        "run_id": self.run_id,
+                        "epoch": epoch + 1,
+                        "epochs": self.protocol.epochs,
+                        "steps": self.steps_per_epoch,
+                        "line": line,
+                    }
+                )
         record = self.build_record(resumed)
         self.store.write_record(record)
         if not self.options.keep_checkpoint:
@@ -460,7 +503,11 @@ class Run:
                 "python": platform.python_version(),
                 "host": platform.node(),
             },
-            "data": {"dataset": self.dataset.name, "data_root": str(self.options.data_root or ""), "split": self.split_name},
+            "data": {
+                "dataset": self.dataset.name,
+                "data_root": str(self.options.data_root or ""),
+                "split": self.split_name,
+            },
             "benchmark": {
                 "name": self.benchmark.name,
                 "provenance": self.benchmark.provenance,

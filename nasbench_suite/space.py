@@ -11,8 +11,8 @@ significant). It is *not* the benchmark's official index, which is the position 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class Cell:
 
     # -- conversions -------------------------------------------------------------------------------
     @classmethod
-    def parse(cls, text: str) -> "Cell":
+    def parse(cls, text: str) -> Cell:
         """Parse the official arch string; raise :class:`ArchStringError` saying what is wrong."""
         if not isinstance(text, str):
             raise ArchStringError(f"an arch string must be a str, got {type(text).__name__}")
@@ -108,7 +108,7 @@ class Cell:
         return i
 
     @classmethod
-    def from_index(cls, index: int) -> "Cell":
+    def from_index(cls, index: int) -> Cell:
         """Inverse of :attr:`index`."""
         if not 0 <= int(index) < NUM_CELLS:
             raise ArchStringError(f"cell index must be in 0..{NUM_CELLS - 1}, got {index}")
@@ -122,14 +122,14 @@ class Cell:
         """Op names per edge."""
         return tuple(OPS[o] for o in self.ops)
 
-    def with_op(self, edge: int, op: int) -> "Cell":
+    def with_op(self, edge: int, op: int) -> Cell:
         """A copy with edge ``edge`` set to ``op``."""
         ops = list(self.ops)
         ops[edge] = op
         return Cell(tuple(ops))
 
 
-def as_cell(value: "Cell | str | Sequence[int]") -> Cell:
+def as_cell(value: Cell | str | Sequence[int]) -> Cell:
     """Accept a Cell, an arch string or a sequence of 6 op ids."""
     if isinstance(value, Cell):
         return value

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -148,7 +149,9 @@ def read_record(path: Path) -> dict[str, Any]:
     if not isinstance(version, int) or isinstance(version, bool):
         raise StoreError(f"run record {path} has schema_version {version!r}, not a number")
     if version > SCHEMA_VERSION:
-        raise StoreError(f"run record {path} has schema {rec['schema_version']}, newer than this tool's {SCHEMA_VERSION}")
+        raise StoreError(
+            f"run record {path} has schema {rec['schema_version']}, newer than this tool's {SCHEMA_VERSION}"
+        )
     return rec
 
 
@@ -202,16 +205,42 @@ class LoadedRuns:
 
 
 RUN_COLUMNS = [
-    "run_id", "method", "variant", "seed", "protocol", "dataset", "epochs", "arch", "status",
-    "total_s", "search_s", "device", "benchmark", "benchmark_fingerprint", "code_version",
-    "final_train_loss", "final_valid_loss",
+    "run_id",
+    "method",
+    "variant",
+    "seed",
+    "protocol",
+    "dataset",
+    "epochs",
+    "arch",
+    "status",
+    "total_s",
+    "search_s",
+    "device",
+    "benchmark",
+    "benchmark_fingerprint",
+    "code_version",
+    "final_train_loss",
+    "final_valid_loss",
     *(f"{ds}_{k}" for ds in BENCH_DATASETS for k in ("valid", "test")),
-]  # fmt: skip
+]
 EPOCH_COLUMNS = [
-    "run_id", "method", "variant", "seed", "protocol", "dataset", "epoch", "arch",
-    "train_loss", "train_acc", "valid_loss", "valid_acc", "epoch_s", "elapsed_s",
+    "run_id",
+    "method",
+    "variant",
+    "seed",
+    "protocol",
+    "dataset",
+    "epoch",
+    "arch",
+    "train_loss",
+    "train_acc",
+    "valid_loss",
+    "valid_acc",
+    "epoch_s",
+    "elapsed_s",
     *(f"{ds}_{k}" for ds in BENCH_DATASETS for k in ("valid", "test")),
-]  # fmt: skip
+]
 
 
 def record_row(rec: dict[str, Any]) -> dict[str, Any]:
@@ -275,10 +304,16 @@ def load_runs(root: str | Path, records: Iterable[str] | None = None) -> LoadedR
             for ep in epochs:
                 erow = {k: row[k] for k in ("run_id", "method", "variant", "seed", "protocol", "dataset")}
                 # every scalar the epoch line holds (a method's own: tau, gamma, novelty, ...), then fixed columns
-                erow.update({k: v for k, v in ep.items()
-                             if k != "wall_s" and (isinstance(v, (int, float, str, bool)) or v is None)})  # fmt: skip
-                erow.update({k: ep.get(k) for k in ("epoch", "arch", "train_loss", "train_acc", "valid_loss",
-                                                    "valid_acc")})  # fmt: skip
+                erow.update(
+                    {
+                        k: v
+                        for k, v in ep.items()
+                        if k != "wall_s" and (isinstance(v, (int, float, str, bool)) or v is None)
+                    }
+                )
+                erow.update(
+                    {k: ep.get(k) for k in ("epoch", "arch", "train_loss", "train_acc", "valid_loss", "valid_acc")}
+                )
                 if isinstance(ep.get("arch_probs"), list):  # the one non-scalar kept: the search dynamics' figure
                     erow["arch_probs"] = ep["arch_probs"]
                 erow["epoch_s"] = ep.get("wall_s")

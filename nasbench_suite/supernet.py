@@ -24,8 +24,8 @@ protocol's affine=False the cell convs carry a bias; that is what makes the supe
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -121,7 +121,9 @@ class NodeOps(nn.Module):
 
     def sgd_row_masks(self, masks: dict, skip: set) -> None:
         """Add this node's parameters to :func:`nasbench_suite.sgd.masked_sgd_step`'s row masks / skip set."""
-        params = [p for p in (self.conv3, self.conv1, self.bias3, self.bias1, self.bn_weight, self.bn_bias) if p is not None]
+        params = [
+            p for p in (self.conv3, self.conv1, self.bias3, self.bias1, self.bn_weight, self.bn_bias) if p is not None
+        ]
         units = self.grad_units
         if all(units):
             return
@@ -168,7 +170,10 @@ class NodeOps(nn.Module):
         """
         kc = self.k * self.C
         outs = []
-        for conv, bias, s, sl in ((self.conv3, self.bias3, s3, slice(0, kc)), (self.conv1, self.bias1, s1, slice(kc, 2 * kc))):
+        for conv, bias, s, sl in (
+            (self.conv3, self.bias3, s3, slice(0, kc)),
+            (self.conv1, self.bias1, s1, slice(kc, 2 * kc)),
+        ):
             y = F.conv2d(r, conv, bias, padding=conv.shape[-1] // 2)
             w, b = (self.bn_weight[sl] * s, self.bn_bias[sl] * s) if self.affine else (s, None)
             rm = self.running_mean[sl] if self.track else None
@@ -197,7 +202,7 @@ class SearchCell(nn.Module):
         self.C = C
         self.nodes = nn.ModuleList(NodeOps(C, OUT_EDGES[j], affine, track_running_stats) for j in range(NUM_NODES - 1))
 
-    def forward_mixture(self, x: torch.Tensor, mix: "_Mixture") -> torch.Tensor:
+    def forward_mixture(self, x: torch.Tensor, mix: _Mixture) -> torch.Tensor:
         """Every op on every edge, weighted (``mix``: the 6 x 5 weights as a :class:`_Mixture`, built once per forward).
 
         Node i accumulates, for each edge e = (i <- j): ``BN-scaled conv3 + conv1`` (one tensor per source node,
@@ -221,7 +226,7 @@ class SearchCell(nn.Module):
             nodes.append(acc[j + 1])
         return nodes[-1]
 
-    def forward_hard(self, x: torch.Tensor, hard: "_Hard | None", index: Sequence[int]) -> torch.Tensor:
+    def forward_hard(self, x: torch.Tensor, hard: _Hard | None, index: Sequence[int]) -> torch.Tensor:
         """Only op ``index[e]`` on edge e, scaled by its straight-through weight; ``hard=None``: the plain cell.
 
         With hard weights (:meth:`Supernet.hard_weights`) every edge contributes ``w[op] * op(x) + sum(other w)``
@@ -465,7 +470,7 @@ class Supernet(nn.Module):
                         node.grad_units[u] = True
 
     @property
-    def search_cells(self) -> list["SearchCell"]:
+    def search_cells(self) -> list[SearchCell]:
         return [self.layers[i] for i in self.search_layers]
 
     def begin_weight_step(self, semantics: str) -> None:
@@ -496,7 +501,11 @@ def _units_of(ops: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     got = _UNITS.get(ops)
     if got is None:
         got = _UNITS[ops] = tuple(
-            tuple(slot if ops[e] == CONV3 else len(edges) + slot for slot, e in enumerate(edges) if ops[e] in (CONV1, CONV3))
+            tuple(
+                slot if ops[e] == CONV3 else len(edges) + slot
+                for slot, e in enumerate(edges)
+                if ops[e] in (CONV1, CONV3)
+            )
             for edges in OUT_EDGES
         )
     return got
@@ -514,7 +523,9 @@ def _as_index(index) -> tuple[int, ...]:
 AMP_DTYPES = dict(zip(AMP_MODES, (None, torch.bfloat16), strict=True))
 
 
-def apply_fast_options(net: Supernet, amp: str = "off", channels_last: bool | None = None, compile: str = "off") -> None:
+def apply_fast_options(
+    net: Supernet, amp: str = "off", channels_last: bool | None = None, compile: str = "off"
+) -> None:
     """Opt-in execution options (GPU pipeline), all off by default; CPU results are unchanged unless one is set.
 
     * ``amp="bf16"``: the supernet's forward runs under ``torch.autocast`` in bfloat16 (logits returned as fp32,

@@ -134,8 +134,17 @@ def _round(method, label, fast_kw, k, steps, cmd_qs, res_q, log, size, device) -
     wall = max(e for _, e in spans) - min(s0 for s0, _ in spans)
     agg = len(spans) * steps / wall
     log(f"k-seeds {method:9s} {label:28s} K={k:2d}: {agg:8.2f} steps/s aggregate, {agg / len(spans):6.2f} per seed")
-    return {"method": method, "options": label, "K": k, "seeds_ran": len(spans), "steps_each": steps, "wall_s": wall,
-            "aggregate_steps_per_s": agg, "per_seed_steps_per_s": agg / len(spans), "errors": errors[:1]}
+    return {
+        "method": method,
+        "options": label,
+        "K": k,
+        "seeds_ran": len(spans),
+        "steps_each": steps,
+        "wall_s": wall,
+        "aggregate_steps_per_s": agg,
+        "per_seed_steps_per_s": agg / len(spans),
+        "errors": errors[:1],
+    }
 
 
 FASTS = {
@@ -187,14 +196,15 @@ def main() -> None:
     # 1. step times, ours vs reference
     variants = [("eager", FastOptions()), ("fast", FastOptions(amp="bf16", tf32=True, channels_last=True))]
     log("method     options                        ours ms    ref ms  ref/ours  steps/s        peak MiB")
-    for label, fast in variants:
+    for _label, fast in variants:
         for m in names:
             if time.time() > deadline - 150:  # keep time for the K-seeds part
                 out["skipped"].append(f"step {m} {fast.label}")
                 continue
             try:
-                r = bench_one(m, size=args.size, device=dev, steps=args.steps, warmup=args.warmup, fast=fast,
-                              reference=have_ref)  # fmt: skip
+                r = bench_one(
+                    m, size=args.size, device=dev, steps=args.steps, warmup=args.warmup, fast=fast, reference=have_ref
+                )
                 log(format_row(r))
                 out["steps"].append(asdict(r))
             except Exception as e:  # noqa: BLE001 - one failing method must not lose the rest
@@ -217,32 +227,47 @@ def main() -> None:
 
     proj: dict = {}
     if "e2nas" in names and time.time() < deadline:
-        from nasbench_suite.bench import SIZES
-
         from methods.e2nas.bench_step import bench_step
+        from nasbench_suite.bench import SIZES
 
         sz = SIZES[args.size]
         try:
-            be = bench_step(C=sz["C"], N=sz["N"], batch_size=sz["batch"] or 64, hw=sz["hw"], steps=args.steps,
-                            warmup=args.warmup, device=args.device)  # fmt: skip
+            be = bench_step(
+                C=sz["C"],
+                N=sz["N"],
+                batch_size=sz["batch"] or 64,
+                hw=sz["hw"],
+                steps=args.steps,
+                warmup=args.warmup,
+                device=args.device,
+            )
             out["e2nas_expensive_regime"] = be
-            log(f"E2NAS expensive regime ({be['weight_passes_per_e2nas_step']:.0f} weight passes, archive full): "
+            log(
+                f"E2NAS expensive regime ({be['weight_passes_per_e2nas_step']:.0f} weight passes, archive full): "
                 f"{be['e2nas_step_ms']:.1f} ms/step vs GDAS {be['gdas_step_ms']:.1f} ms/step, "
-                f"ratio {be['ratio_median_of_pairs']:.2f}; novelty {be['novelty_ms']:.2f} ms, decode {be['decode_ms']:.2f} ms")
+                f"ratio {be['ratio_median_of_pairs']:.2f}; novelty {be['novelty_ms']:.2f} ms, decode {be['decode_ms']:.2f} ms"
+            )
             ratio = be["ratio_median_of_pairs"]
-            proj["eager"] = {"ms_per_step": be["e2nas_step_ms"], "source": "bench_step (expensive regime)",
-                             "hours_one_seed": be["e2nas_step_ms"] * EPOCHS * STEPS_PER_EPOCH / 3.6e6}  # fmt: skip
+            proj["eager"] = {
+                "ms_per_step": be["e2nas_step_ms"],
+                "source": "bench_step (expensive regime)",
+                "hours_one_seed": be["e2nas_step_ms"] * EPOCHS * STEPS_PER_EPOCH / 3.6e6,
+            }
             g_fast = ms("gdas", "amp=bf16,tf32,channels_last")
             if g_fast:
                 e = ratio * g_fast
                 proj["amp=bf16,tf32,channels_last"] = {
-                    "ms_per_step": e, "source": "GDAS fast step x the eager E2NAS/GDAS ratio",
-                    "hours_one_seed": e * EPOCHS * STEPS_PER_EPOCH / 3.6e6}  # fmt: skip
+                    "ms_per_step": e,
+                    "source": "GDAS fast step x the eager E2NAS/GDAS ratio",
+                    "hours_one_seed": e * EPOCHS * STEPS_PER_EPOCH / 3.6e6,
+                }
             for label, p in proj.items():
                 # seeds in parallel: the GDAS aggregate rate, scaled by E2NAS's cost relative to GDAS
-                per_seed = {r["K"]: ratio * EPOCHS * STEPS_PER_EPOCH * r["K"] / r["aggregate_steps_per_s"] / 3600
-                            for r in rows if r.get("method") == "gdas" and r.get("options") == label
-                            and r.get("aggregate_steps_per_s")}  # fmt: skip
+                per_seed = {
+                    r["K"]: ratio * EPOCHS * STEPS_PER_EPOCH * r["K"] / r["aggregate_steps_per_s"] / 3600
+                    for r in rows
+                    if r.get("method") == "gdas" and r.get("options") == label and r.get("aggregate_steps_per_s")
+                }
                 if per_seed:
                     p["hours_for_K_seeds_concurrently"] = per_seed
         except Exception as e:  # noqa: BLE001 - the projection must not lose the rest
@@ -252,8 +277,14 @@ def main() -> None:
         out["skipped"].append("e2nas expensive regime")
     out["e2nas_projection"] = {"epochs": EPOCHS, "steps_per_epoch": STEPS_PER_EPOCH, **proj}
     for label, p in proj.items():
-        log(f"E2NAS full search ({label}): {p['ms_per_step']:.1f} ms/step -> {p['hours_one_seed']:.2f} h per seed alone"
-            + (f"; K seeds at once: {p.get('hours_for_K_seeds_concurrently')}" if "hours_for_K_seeds_concurrently" in p else ""))
+        log(
+            f"E2NAS full search ({label}): {p['ms_per_step']:.1f} ms/step -> {p['hours_one_seed']:.2f} h per seed alone"
+            + (
+                f"; K seeds at once: {p.get('hours_for_K_seeds_concurrently')}"
+                if "hours_for_K_seeds_concurrently" in p
+                else ""
+            )
+        )
     save()
     # 4. torch.compile of the mixture forward (last: compiling takes a while)
     if not args.no_compile and "darts-v1" in names:
@@ -264,8 +295,9 @@ def main() -> None:
                 continue
             t0 = time.time()
             try:
-                r = bench_one("darts-v1", size=args.size, device=dev, steps=args.steps, warmup=3, fast=fast,
-                              reference=have_ref)  # fmt: skip
+                r = bench_one(
+                    "darts-v1", size=args.size, device=dev, steps=args.steps, warmup=3, fast=fast, reference=have_ref
+                )
                 log(format_row(r) + f"  [incl. compile: {time.time() - t0:.0f} s]")
                 out["steps"].append(asdict(r) | {"compile_wall_s": time.time() - t0})
             except Exception as e:  # noqa: BLE001

@@ -161,8 +161,19 @@ def enas_shared_step(ref, controller, w_opt, batch, clip, set_to_none):
     return clipped_weight_step(ref, w_opt, x, y, clip, set_to_none)
 
 
-def enas_train_controller(ref, controller, c_opt, batches, baseline, steps, aggregate, set_to_none,
-                          entropy_weight=1e-4, decay=0.99, carry="last"):  # fmt: skip
+def enas_train_controller(
+    ref,
+    controller,
+    c_opt,
+    batches,
+    baseline,
+    steps,
+    aggregate,
+    set_to_none,
+    entropy_weight=1e-4,
+    decay=0.99,
+    carry="last",
+):
     """ENAS.py's train_controller (``carry="mean"``: NATS-Bench's search-cell.py carries BaselineMeter.avg)."""
     ref.eval()
     controller.train()

@@ -66,28 +66,58 @@ def write_run(
     tag = "".join(f"-{k}{v}" for k, v in sorted(overrides.items()))
     run_id = f"{method}--{dataset}--{protocol}--s{seed}{tag}--{fingerprint[:4]}"
     epochs = [
-        {"epoch": i, "arch": a, "train_loss": 2.0 - 0.1 * i, "valid_loss": 2.1 - 0.1 * i, "train_acc": 10.0,
-         "valid_acc": 9.0, "lr": 0.025, "search_s": 10.0, "wall_s": 11.0, "bench": b}
+        {
+            "epoch": i,
+            "arch": a,
+            "train_loss": 2.0 - 0.1 * i,
+            "valid_loss": 2.1 - 0.1 * i,
+            "train_acc": 10.0,
+            "valid_acc": 9.0,
+            "lr": 0.025,
+            "search_s": 10.0,
+            "wall_s": 11.0,
+            "bench": b,
+        }
         for i, (a, b) in enumerate(zip(archs, finals))
-    ]  # fmt: skip
+    ]
     store.write_metrics(run_id, epochs)
-    store.write_record({
-        "schema_version": SCHEMA_VERSION, "run_id": run_id, "status": "done", "method": method, "variant": variant,
-        "seed": seed, "protocol": protocol, "dataset": dataset,
-        "spec": {"method": method, "seed": seed, "protocol": protocol, "overrides": overrides, "dataset": None},
-        "config": {"protocol": {"name": protocol, "dataset": dataset, "epochs": len(archs), "C": 16},
-                   "hparams": hparams or {}, "sources": {}},
-        "code_version": "abc123def456", "environment": {"device": device, "torch": "2.13", "python": "3.11",
-                                                        "host": "h"},
-        "data": {"dataset": dataset, "data_root": "/data"},
-        "benchmark": {"name": "fake-bench", "provenance": "synthetic test table", "fingerprint": fingerprint,
-                      "path": "/bench"},
-        "method_info": {},
-        "final": {"arch": archs[-1], "bench": finals[-1], "train_loss": 1.5, "valid_loss": 1.6},
-        "timings": {"total_s": total_s, "search_s": total_s - 10, "per_epoch_s": [11.0] * len(archs),
-                    "steps_per_epoch": 3, "resumed": False},
-        "finished_at": "2025-01-01T00:00:00+0000",
-    })  # fmt: skip
+    store.write_record(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id,
+            "status": "done",
+            "method": method,
+            "variant": variant,
+            "seed": seed,
+            "protocol": protocol,
+            "dataset": dataset,
+            "spec": {"method": method, "seed": seed, "protocol": protocol, "overrides": overrides, "dataset": None},
+            "config": {
+                "protocol": {"name": protocol, "dataset": dataset, "epochs": len(archs), "C": 16},
+                "hparams": hparams or {},
+                "sources": {},
+            },
+            "code_version": "abc123def456",
+            "environment": {"device": device, "torch": "2.13", "python": "3.11", "host": "h"},
+            "data": {"dataset": dataset, "data_root": "/data"},
+            "benchmark": {
+                "name": "fake-bench",
+                "provenance": "synthetic test table",
+                "fingerprint": fingerprint,
+                "path": "/bench",
+            },
+            "method_info": {},
+            "final": {"arch": archs[-1], "bench": finals[-1], "train_loss": 1.5, "valid_loss": 1.6},
+            "timings": {
+                "total_s": total_s,
+                "search_s": total_s - 10,
+                "per_epoch_s": [11.0] * len(archs),
+                "steps_per_epoch": 3,
+                "resumed": False,
+            },
+            "finished_at": "2025-01-01T00:00:00+0000",
+        }
+    )
     return run_id
 
 
@@ -105,8 +135,11 @@ class FakeBenchmark:
         return self._fp
 
     def optimum(self, dataset: str) -> BenchResult:
-        return {"cifar10": BenchResult(91.61, 94.37), "cifar100": BenchResult(73.49, 73.51),
-                "ImageNet16-120": BenchResult(46.77, 47.31)}[dataset]  # fmt: skip
+        return {
+            "cifar10": BenchResult(91.61, 94.37),
+            "cifar100": BenchResult(73.49, 73.51),
+            "ImageNet16-120": BenchResult(46.77, 47.31),
+        }[dataset]
 
 
 @pytest.fixture
@@ -115,7 +148,9 @@ def results(tmp_path: Path) -> Path:
     RSPS: one run. Two epochs each; epoch-0 test accuracies are 10 lower."""
     root = tmp_path / "results"
     for s in range(3):
-        write_run(root, "darts-v1", "DARTS-V1", s, [bench(44.30, 5.61), bench(54.30, 15.61)], [GOOD, SKIP], total_s=7200)
+        write_run(
+            root, "darts-v1", "DARTS-V1", s, [bench(44.30, 5.61), bench(54.30, 15.61)], [GOOD, SKIP], total_s=7200
+        )
     for s, (a, b) in enumerate([(93.0, 70.0), (93.5, 71.0), (94.0, 72.0)]):
         write_run(root, "gdas", "GDAS", s, [bench(a - 10, b - 10), bench(a, b)], [MIXED, GOOD], total_s=1800 * (s + 1))
     write_run(root, "rsps", "RSPS", 0, [bench(80.0, 50.0), bench(90.0, 60.0)], [SKIP, MIXED], total_s=900)
@@ -160,10 +195,22 @@ def test_markdown_every_cell(results: Path):
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
     assert cells[0] == ["Method", "n", "CIFAR-10 valid", "CIFAR-10 test", "CIFAR-100 valid", "CIFAR-100 test"]
     # 95% t-interval: mean ± t(0.975, 2) * s / sqrt(3), t = 4.302653: half-width 1.2421 (s = 0.5), 2.4841 (s = 1)
-    assert cells[1] == ["DARTS-V1", "3", "51.30 ± 0.00 [51.30, 51.30]", "54.30 ± 0.00 [54.30, 54.30]",
-                        "12.61 ± 0.00 [12.61, 12.61]", "15.61 ± 0.00 [15.61, 15.61]"]  # fmt: skip
-    assert cells[2] == ["GDAS", "3", "**90.50 ± 0.50 [89.26, 91.74]**", "**93.50 ± 0.50 [92.26, 94.74]**",
-                        "**68.00 ± 1.00 [65.52, 70.48]**", "**71.00 ± 1.00 [68.52, 73.48]**"]  # fmt: skip
+    assert cells[1] == [
+        "DARTS-V1",
+        "3",
+        "51.30 ± 0.00 [51.30, 51.30]",
+        "54.30 ± 0.00 [54.30, 54.30]",
+        "12.61 ± 0.00 [12.61, 12.61]",
+        "15.61 ± 0.00 [15.61, 15.61]",
+    ]
+    assert cells[2] == [
+        "GDAS",
+        "3",
+        "**90.50 ± 0.50 [89.26, 91.74]**",
+        "**93.50 ± 0.50 [92.26, 94.74]**",
+        "**68.00 ± 1.00 [65.52, 70.48]**",
+        "**71.00 ± 1.00 [68.52, 73.48]**",
+    ]
     assert cells[3] == ["RSPS", "1", "87.00 ± –‡", "90.00 ± –‡", "57.00 ± –‡", "60.00 ± –‡"]  # n = 1: not tested
     assert cells[4] == ["optimum (fake-bench)", "–", "91.61", "94.37", "73.49", "73.51"]
     for fact in ("search dataset: cifar10", "protocol preset: nb201", f"fake-bench (fingerprint {FP})", "epochs: 2"):
@@ -224,8 +271,12 @@ def test_groups_never_mix_protocol_dataset_benchmark(tmp_path: Path):
     keys = {(g.key.dataset, g.key.protocol, g.key.fingerprint): g for g in groups}
     assert len(groups) == 4 and len(keys) == 4
     means = {k: build_table(g).rows[0].values["cifar10_test"][0] for k, g in keys.items()}
-    assert means == {("cifar10", "nb201", FP): 91.0, ("cifar10", "quick", FP): 50.0,
-                     ("cifar100", "nb201", FP): 60.0, ("cifar10", "nb201", "beefbeefbeefbeef"): 70.0}  # fmt: skip
+    assert means == {
+        ("cifar10", "nb201", FP): 91.0,
+        ("cifar10", "quick", FP): 50.0,
+        ("cifar100", "nb201", FP): 60.0,
+        ("cifar10", "nb201", "beefbeefbeefbeef"): 70.0,
+    }
     md = render_report(root, "md", published=False)
     assert md.count("### search on") == 4 and "not comparable" in md
 
@@ -334,8 +385,13 @@ def test_op_distribution_shows_skip_collapse(results: Path):
     groups, loaded = _group(results)
     counts = op_counts(groups[0].runs)
     assert list(counts.columns) == list(OPS)
-    assert counts.loc["DARTS-V1"].to_dict() == {"none": 0, "skip_connect": 18, "nor_conv_1x1": 0,
-                                                "nor_conv_3x3": 0, "avg_pool_3x3": 0}  # fmt: skip
+    assert counts.loc["DARTS-V1"].to_dict() == {
+        "none": 0,
+        "skip_connect": 18,
+        "nor_conv_1x1": 0,
+        "nor_conv_3x3": 0,
+        "avg_pool_3x3": 0,
+    }
     assert counts.loc["GDAS", "nor_conv_3x3"] == 15 and counts.loc["GDAS", "skip_connect"] == 3
     assert (counts.sum(axis=1) == [18, 18, 6]).all()
     ax = group_figures(groups[0], loaded.records)["ops"].axes[0]
@@ -354,8 +410,16 @@ def test_e2nas_ablation_figures(tmp_path: Path):
     for g, e in settings:
         for s in range(2):
             acc = 90.0 + s + (2 if g == "sig:10" else 0) - (3 if e == 0.0 else 0)
-            write_run(root, "e2nas", "E2NAS", s, [bench(acc)], [GOOD],
-                      overrides={"gamma": g, "eps": str(e)}, hparams={"gamma": g, "eps": e})  # fmt: skip
+            write_run(
+                root,
+                "e2nas",
+                "E2NAS",
+                s,
+                [bench(acc)],
+                [GOOD],
+                overrides={"gamma": g, "eps": str(e)},
+                hparams={"gamma": g, "eps": e},
+            )
     groups, loaded = _group(root)
     figs = group_figures(groups[0], loaded.records)
     assert {"e2nas_gamma", "e2nas_eps"} <= set(figs)
@@ -394,9 +458,18 @@ def test_render_report_writes_each_format(results: Path, tmp_path: Path):
 
 # --- regression --------------------------------------------------------------------------------------------------
 # A tiny plan so the regression test stays quick; the shipped baseline uses the default (quick, epochs=2).
-TINY = {"protocol": "quick", "seed": 0, "overrides": {"epochs": "2", "steps_per_epoch": "2", "select_candidates": "4",
-                                                      "batch_size": "16", "select_batch_size": "16",
-                                                      "derive_every": "1"}}  # every epoch's cell is checked  # fmt: skip
+TINY = {
+    "protocol": "quick",
+    "seed": 0,
+    "overrides": {
+        "epochs": "2",
+        "steps_per_epoch": "2",
+        "select_candidates": "4",
+        "batch_size": "16",
+        "select_batch_size": "16",
+        "derive_every": "1",
+    },
+}  # every epoch's cell is checked
 METHODS = ["rsps", "darts-v1"]
 
 
@@ -521,8 +594,10 @@ def test_partial_benchmark_keeps_every_column(nats_fixture_dir: Path, tmp_path: 
 
     root = tmp_path / "results"
     sets = ["--set", "epochs=1", "--set", "steps_per_epoch=2", "--set", "select_candidates=2"]
-    res = CliRunner().invoke(cli, ["run", "--methods", "rsps", "--benchmark", str(nats_fixture_dir), "--results",
-                                   str(root), "--quiet", *sets])  # fmt: skip
+    res = CliRunner().invoke(
+        cli,
+        ["run", "--methods", "rsps", "--benchmark", str(nats_fixture_dir), "--results", str(root), "--quiet", *sets],
+    )
     assert res.exit_code == 0, res.output
     bench = open_benchmark(nats_fixture_dir)
     rep = build_report(root, benchmark=bench)

@@ -85,8 +85,16 @@ class Pair:
 
     def __init__(self, kind, method, semantics, hparams=None, track=True, grad_clip=CLIP, seed=0, **proto):
         self.semantics, self.set_to_none = semantics, semantics == "none"
-        self.p = p = Protocol(C=C, N=N, epochs=EPOCHS, grad_clip=grad_clip, sgd_semantics=semantics,
-                              track_running_stats=track, select_candidates=100, **proto)  # fmt: skip
+        self.p = p = Protocol(
+            C=C,
+            N=N,
+            epochs=EPOCHS,
+            grad_clip=grad_clip,
+            sgd_semantics=semantics,
+            track_running_stats=track,
+            select_candidates=100,
+            **proto,
+        )
         torch.manual_seed(seed)
         self.ref = R.xautodl_net(kind, C=C, N=N, track=track).to(DTYPE)
         ours = Supernet(SupernetConfig(C=C, N=N, num_classes=10, track_running_stats=track)).to(DTYPE)
@@ -94,9 +102,12 @@ class Pair:
         self.selection: dict[tuple[int, int], list] = {}
         self.m = m = get_method(method)(hparams)
         ctx = make_context(
-            ours, p, seed=seed, steps_per_epoch=STEPS_PER_EPOCH,
+            ours,
+            p,
+            seed=seed,
+            steps_per_epoch=STEPS_PER_EPOCH,
             selection_batches=lambda epoch, augment=None, salt=0: iter(self.selection[(epoch, salt)]),
-        )  # fmt: skip
+        )
         m.setup(ctx)
         weights = self.ref.get_weights() if hasattr(self.ref, "get_weights") else self.ref.parameters()
         self.w_opt = protocol_sgd(weights, p)
@@ -126,12 +137,12 @@ class Pair:
         load_reference_state_dict(mapped, self.ref.state_dict())
         for (name, a), b in zip(ours.state_dict().items(), mapped.state_dict().values()):
             if isinstance(a, torch.Tensor) and a.is_floating_point():
-                torch.testing.assert_close(a, b, **TOL, msg=lambda s: f"{where} {name}: {s}")
+                torch.testing.assert_close(a, b, **TOL, msg=lambda s, name=name: f"{where} {name}: {s}")
         if self.a_opt is not None:
             torch.testing.assert_close(self.m.alpha.detach(), self.ref.arch_parameters.detach(), **TOL)
         if hasattr(self, "controller"):
             for (name, a), b in zip(self.m.controller.state_dict().items(), self.controller.state_dict().values()):
-                torch.testing.assert_close(a, b, **TOL, msg=lambda s: f"{where} controller {name}: {s}")
+                torch.testing.assert_close(a, b, **TOL, msg=lambda s, name=name: f"{where} controller {name}: {s}")
 
 
 def _run(pair: Pair, ref_step, our_step=None, end_epoch=None):
@@ -273,8 +284,9 @@ def test_rsps_matches_reference_over_epochs_and_selects_the_same_cell(semantics,
     pair, cells = _scripted_pair("random", "rsps", semantics, 2)
     _run(pair, lambda i, e, b: (R.random_nas_step(pair.ref, pair.w_opt, b, cells[i], CLIP, pair.set_to_none),))
 
-    _assert_selection_matches(pair, EPOCHS - 1, 100, lambda c: setattr(pair.ref, "arch_cache", R.structure(c)),
-                              monkeypatch)  # fmt: skip
+    _assert_selection_matches(
+        pair, EPOCHS - 1, 100, lambda c: setattr(pair.ref, "arch_cache", R.structure(c)), monkeypatch
+    )
 
 
 # --- ENAS: shared steps, controller phase at each epoch's end, selection ------------------------------------------
@@ -288,8 +300,9 @@ def test_enas_matches_reference_over_epochs(semantics, monkeypatch):
         batches = _selection(100 + epoch, n=4)
         pair.selection[(epoch, 1)] = batches
         torch.manual_seed(7 + epoch)
-        baseline["ref"] = R.enas_train_controller(pair.ref, pair.controller, pair.c_opt, batches, baseline["ref"],
-                                                  2, 2, pair.set_to_none)  # fmt: skip
+        baseline["ref"] = R.enas_train_controller(
+            pair.ref, pair.controller, pair.c_opt, batches, baseline["ref"], 2, 2, pair.set_to_none
+        )
         torch.manual_seed(7 + epoch)
         pair.m.end_epoch(epoch)
         assert pair.m.baseline == pytest.approx(baseline["ref"], abs=1e-6)
@@ -308,12 +321,14 @@ def test_enas_nats_carries_the_mean_baseline():
     """NATS-Bench's search-cell.py carries BaselineMeter.avg (the epoch's mean b) to the next epoch."""
     hp = get_method("enas").Hparams(controller_steps=2, controller_aggregate=2, carry_baseline="mean")
     pair = Pair("enas", "enas", "zero", hparams=hp)
-    for epoch, prev in ((0, None), (1, "carried")):
+    ref_b = None  # epoch 0 starts without a baseline; epoch 1 carries epoch 0's mean
+    for epoch in (0, 1):
         batches = _selection(200 + epoch, n=4)
         pair.selection[(epoch, 1)] = batches
         torch.manual_seed(3 + epoch)
-        ref_b = R.enas_train_controller(pair.ref, pair.controller, pair.c_opt, batches,
-                                        None if prev is None else ref_b, 2, 2, False, carry="mean")  # fmt: skip
+        ref_b = R.enas_train_controller(
+            pair.ref, pair.controller, pair.c_opt, batches, ref_b, 2, 2, False, carry="mean"
+        )
         torch.manual_seed(3 + epoch)
         pair.m.end_epoch(epoch)
         assert pair.m.baseline == pytest.approx(ref_b, abs=1e-6)

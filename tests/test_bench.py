@@ -57,8 +57,9 @@ def test_unregistered_methods_are_skipped_with_a_note():
 
 def test_cli_json(monkeypatch):
     pytest.importorskip("xautodl")
-    res = CliRunner().invoke(bench, ["--methods", "darts,nope", "--size", "tiny", "--steps", "1", "--warmup", "0",
-                                     "--json"])  # fmt: skip
+    res = CliRunner().invoke(
+        bench, ["--methods", "darts,nope", "--size", "tiny", "--steps", "1", "--warmup", "0", "--json"]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     (row,) = out["results"]
@@ -67,8 +68,9 @@ def test_cli_json(monkeypatch):
 
 
 def test_cli_table():
-    res = CliRunner().invoke(bench, ["--methods", "rsps", "--size", "tiny", "--steps", "1", "--warmup", "0",
-                                     "--no-reference"])  # fmt: skip
+    res = CliRunner().invoke(
+        bench, ["--methods", "rsps", "--size", "tiny", "--steps", "1", "--warmup", "0", "--no-reference"]
+    )
     assert res.exit_code == 0, res.output
     assert "rsps" in res.output and "ref/ours" in res.output
 

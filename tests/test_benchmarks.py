@@ -129,8 +129,16 @@ def _results_count(api_utils, arch: str, dataset: str, seed: int, evals: dict[st
     """One trial; seeds differ by +-0.5 so the mean over seeds (is_random=False) is the expected value."""
     offset = 0.5 if seed == SEEDS[0] else -0.5
     rc = api_utils.ResultsCount(
-        dataset, None, {e: np.float64(50.0 + e) for e in range(EPOCHS)}, {e: np.float64(1.0) for e in range(EPOCHS)},
-        np.float64(1.0), np.float64(10.0), {"arch_str": arch}, seed, EPOCHS, None,
+        dataset,
+        None,
+        {e: np.float64(50.0 + e) for e in range(EPOCHS)},
+        {e: np.float64(1.0) for e in range(EPOCHS)},
+        np.float64(1.0),
+        np.float64(10.0),
+        {"arch_str": arch},
+        seed,
+        EPOCHS,
+        None,
     )
     accs, losses, times = {}, {}, {}
     for name, value in evals.items():
@@ -285,7 +293,9 @@ def _load_reference(path: str) -> dict[int, tuple[float, float, float]]:
     # read as text: every value must equal the float the CSV's own digits parse to
     ref = pd.read_csv(path, dtype=str)
     cols = ["cifar10_test", "cifar100_test", "imagenet16_120_test"]
-    return {Cell.parse(a).index: tuple(float(v) for v in vals) for a, *vals in zip(ref["arch"], *(ref[c] for c in cols))}
+    return {
+        Cell.parse(a).index: tuple(float(v) for v in vals) for a, *vals in zip(ref["arch"], *(ref[c] for c in cols))
+    }
 
 
 @pytest.fixture

@@ -24,8 +24,14 @@ from nasbench_suite.runner import RunOptions, run_one
 pytestmark = pytest.mark.timeout(600)  # subprocesses: a hung one fails the test instead of the CI run
 
 GOOD_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-TINY = {"epochs": "2", "steps_per_epoch": "1", "C": "4", "batch_size": "16", "select_batch_size": "16",
-        "select_candidates": "2"}  # fmt: skip
+TINY = {
+    "epochs": "2",
+    "steps_per_epoch": "1",
+    "C": "4",
+    "batch_size": "16",
+    "select_batch_size": "16",
+    "select_candidates": "2",
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +52,11 @@ def stored(tmp_path_factory):
 
 
 def _snapshot(results: Path) -> dict[str, str]:
-    return {str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(results.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(results.rglob("*"))
+        if p.is_file()
+    }
 
 
 def invoke(args: list[str], monkeypatch) -> tuple[int, str, str]:
@@ -93,40 +102,59 @@ CASES = [
     (["run", "--set", "steps_per_epoch=0"], "error: steps_per_epoch=0 is out of range: it must be >= 1"),
     (["run", "--set", "select_candidates=0"], "error: select_candidates=0 is out of range: it must be >= 1"),
     (["run", "--set", "select_batch_size=0"], "error: select_batch_size=0 is out of range: it must be >= 1"),
-    (["run", "--set", "split_seed=4294967296"], "error: split_seed=4294967296 is out of range: it must be >= 0 and "
-     "<= 2147483647"),
+    (
+        ["run", "--set", "split_seed=4294967296"],
+        "error: split_seed=4294967296 is out of range: it must be >= 0 and <= 2147483647",
+    ),
     (["run", "--set", "amp=fp16"], "error: amp='fp16' is out of range: it must be one of 'off', 'bf16'"),
     (["run", "--set", "compile=fast"], "error: compile='fast' is out of range: it must be one of 'off', 'default'"),
     (["run", "--set", "batch_size=5000"], "error: batch_size=5000 is out of range: the search split of digits has "),
     (["run", "--methods", "e2nas", "--set", "eps=2"], "error: eps=2.0 is out of range: it must be >= 0 and <= 1"),
-    (["run", "--methods", "e2nas", "--set", "gamma=sig:-1"], "error: gamma='sig:-1' is out of range: it must be "
-     "'static:g' with 0 <= g <= 1, or 'sig:s' with s > 0"),
-    (["run", "--methods", "setn", "--set", "weight_sampling=all"], "error: weight_sampling='all' is out of range: "
-     "it must be one of 'dynamic', 'urs'"),
+    (
+        ["run", "--methods", "e2nas", "--set", "gamma=sig:-1"],
+        "error: gamma='sig:-1' is out of range: it must be 'static:g' with 0 <= g <= 1, or 'sig:s' with s > 0",
+    ),
+    (
+        ["run", "--methods", "setn", "--set", "weight_sampling=all"],
+        "error: weight_sampling='all' is out of range: it must be one of 'dynamic', 'urs'",
+    ),
     (["run", "--methods", "gdas", "--set", "tau_min=0"], "error: tau_min=0.0 is out of range: it must be > 0"),
     (["run", "--methods", "enas", "--set", "lstm_layers=0"], "error: lstm_layers=0 is out of range: it must be >= 1"),
     (["run", "--methods", "darts-v2", "--set", "unrolled_r=0"], "error: unrolled_r=0.0 is out of range"),
     (["run", "--seeds", "5000000"], "error: --seeds 5000000 is more than any study needs (at most 100000)"),
-    (["run", "--seed-start", "2147483647", "--seeds", "2"],
-     "error: --seed-start 2147483647 with --seeds 2 goes past the largest seed, 2147483647"),
+    (
+        ["run", "--seed-start", "2147483647", "--seeds", "2"],
+        "error: --seed-start 2147483647 with --seeds 2 goes past the largest seed, 2147483647",
+    ),
     (["run", "--seeds", "501"], "error: the plan has 1002 runs (2 method(s) x 501 seed(s)); add --yes to run them all"),
     (["run", "--device", "tpu9"], "error: --device 'tpu9' is not a device (use cpu, cuda or cuda:N)"),
-    (["run", "--data-root", "{root}/emptydata"], "error: --data-root {root}/emptydata would be ignored: the plan's "
-     "dataset is the embedded 'digits'"),
+    (
+        ["run", "--data-root", "{root}/emptydata"],
+        "error: --data-root {root}/emptydata would be ignored: the plan's dataset is the embedded 'digits'",
+    ),
     (["run", "--results", ""], "error: --results needs a folder, got an empty string"),
     (["report", "--results", ""], "error: --results needs a folder, got an empty string"),
     (["run", "--dataset", "mnist"], "error: unknown dataset 'mnist': expected one of digits, cifar10"),
     (["run", "--data-root", "{root}/nonexistent"], "error: data root {root}/nonexistent does not exist"),
     (["run", "--dataset", "cifar10"], "error: dataset 'cifar10' needs a data root (--data-root) holding cifar-10"),
-    (["run", "--data-root", "{root}/emptydata", "--dataset", "cifar10"],
-     "error: missing file {root}/emptydata/data_batch_1: expected a CIFAR-10 batch"),
+    (
+        ["run", "--data-root", "{root}/emptydata", "--dataset", "cifar10"],
+        "error: missing file {root}/emptydata/data_batch_1: expected a CIFAR-10 batch",
+    ),
     (["run", "--benchmark", "{root}/nonexistent.pth"], "error: benchmark path {root}/nonexistent.pth does not exist"),
     (["run", "--benchmark", "{root}/notbench.pth"], "error: {root}/notbench.pth is not a PyTorch .pth file"),
-    (["run", "--benchmark", "{root}/trunc.pth"],
-     "error: cannot load {root}/trunc.pth as a NAS-Bench-201 .pth file (truncated or corrupt?)"),
-    (["run", "--benchmark", "{root}/wrongbench.pth"],
-     "error: {root}/wrongbench.pth is a .pth file but not a NAS-Bench-201 benchmark"),
-    (["run", "--results", "{root}/afile/sub"], "error: results folder {root}/afile/sub is not writable (Not a directory)"),
+    (
+        ["run", "--benchmark", "{root}/trunc.pth"],
+        "error: cannot load {root}/trunc.pth as a NAS-Bench-201 .pth file (truncated or corrupt?)",
+    ),
+    (
+        ["run", "--benchmark", "{root}/wrongbench.pth"],
+        "error: {root}/wrongbench.pth is a .pth file but not a NAS-Bench-201 benchmark",
+    ),
+    (
+        ["run", "--results", "{root}/afile/sub"],
+        "error: results folder {root}/afile/sub is not writable (Not a directory)",
+    ),
     (["run", "--executor", "slurm"], "error: --executor slurm needs Slurm's sbatch and srun on PATH"),
     (["run", "--executor", "submitit-local", "--time-limit", "0"], "error: --time-limit must be at least 1 minute"),
     (["query", "nope"], "error: not an NB201 arch string (expected 3 '+'-separated nodes"),
@@ -134,8 +162,11 @@ CASES = [
     (["query", GOOD_ARCH.replace("nor_conv_3x3~0", "conv~0", 1)], "error: unknown op 'conv' in"),
     (["query", GOOD_ARCH.replace("~2|", "~1|")], "error: node 3's edge 2 must read from node 2, got ~1"),
     (["query", GOOD_ARCH, "--benchmark", "{root}/trunc.pth"], "error: cannot load {root}/trunc.pth"),
-    (["report", "--results", "{root}/corrupt"], "error: no finished runs under {root}/corrupt; run `nas-suite run` "
-     "first (1 unreadable: run record {root}/corrupt/runs/x/record.json is unreadable"),
+    (
+        ["report", "--results", "{root}/corrupt"],
+        "error: no finished runs under {root}/corrupt; run `nas-suite run` "
+        "first (1 unreadable: run record {root}/corrupt/runs/x/record.json is unreadable",
+    ),
     (["report", "--results", "{root}/emptydata"], "error: no finished runs under {root}/emptydata"),
     (["report", "--results", "{results}", "--benchmark", "{root}/notbench.pth"], "is not a PyTorch .pth file"),
 ]
@@ -180,6 +211,17 @@ def test_corrupt_record_beside_good_ones_is_a_warning_in_the_report(stored, monk
 @pytest.mark.parametrize("args", [["run", "--methods", "nope"], ["query", "|bad~0|"]])
 def test_real_process_one_line_exit_2(stored, args):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "nasbench_suite.cli", *args, *(["--results", str(stored / "results")]
-                           if args[0] == "run" else [])], capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nasbench_suite.cli",
+            *args,
+            *(["--results", str(stored / "results")] if args[0] == "run" else []),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr

@@ -28,8 +28,14 @@ from nasbench_suite.store import Store, read_metrics, read_record
 
 pytestmark = pytest.mark.timeout(600)  # subprocesses: a hung one fails the test instead of the CI run
 
-TINY = {"epochs": "5", "steps_per_epoch": "3", "C": "4", "batch_size": "16", "select_batch_size": "16",
-        "select_candidates": "4"}  # fmt: skip
+TINY = {
+    "epochs": "5",
+    "steps_per_epoch": "3",
+    "C": "4",
+    "batch_size": "16",
+    "select_batch_size": "16",
+    "select_candidates": "4",
+}
 
 
 def _spec(method="darts-v1", seed=0) -> RunSpec:
@@ -38,8 +44,10 @@ def _spec(method="darts-v1", seed=0) -> RunSpec:
 
 def _comparable(results: Path, run_id: str) -> dict:
     store = Store(results)
-    epochs = [{k: v for k, v in e.items() if k not in ("search_s", "wall_s", "rank_s")}
-              for e in read_metrics(store.metrics_path(run_id))]  # fmt: skip
+    epochs = [
+        {k: v for k, v in e.items() if k not in ("search_s", "wall_s", "rank_s")}
+        for e in read_metrics(store.metrics_path(run_id))
+    ]
     return {"final": read_record(store.record_path(run_id))["final"], "epochs": epochs}
 
 
@@ -58,7 +66,7 @@ def test_local_job_checkpointed_requeued_resumed_equals_uninterrupted(tmp_path, 
     results = tmp_path / "res"
     copts = ClusterOptions("submitit-local", gpus_per_job=0, time_limit_min=30, poll_s=0.5, signal_delay_s=5)
     submitted = submit([spec], RunOptions(results=results), copts)
-    (_, job), = submitted
+    ((_, job),) = submitted
     store = Store(results)
     ck, claim = store.checkpoint_path(spec.run_id), store.run_dir(spec.run_id) / "claim"
     deadline = time.time() + 300
@@ -77,7 +85,9 @@ def test_local_job_checkpointed_requeued_resumed_equals_uninterrupted(tmp_path, 
     assert "Caught signal SIGUSR2" in job.stderr()
     rec = read_record(store.record_path(spec.run_id))
     assert rec["timings"]["resumed"] is True
-    assert out.record["final"] == rec["final"] and out.record["timings"] == rec["timings"]  # (JSON turns tuples to lists)
+    assert (
+        out.record["final"] == rec["final"] and out.record["timings"] == rec["timings"]
+    )  # (JSON turns tuples to lists)
     assert _comparable(results, spec.run_id) == _comparable(ref, spec.run_id)
     log = [json.loads(x) for x in (store.run_dir(spec.run_id) / "claims.log").read_text().splitlines()]
     assert [e["event"] for e in log] == ["executing", "released", "executing", "released"]
@@ -114,13 +124,20 @@ def test_slurm_submission_script(tmp_path, monkeypatch):
     (bindir / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     plan = [_spec("rsps", s) for s in range(3)]
-    copts = ClusterOptions("slurm", partition="gpu-long", gpus_per_job=2, time_limit_min=90, array_parallelism=2,
-                           log_dir=tmp_path / "logs")  # fmt: skip
+    copts = ClusterOptions(
+        "slurm", partition="gpu-long", gpus_per_job=2, time_limit_min=90, array_parallelism=2, log_dir=tmp_path / "logs"
+    )
     submitted = submit(plan, RunOptions(results=tmp_path / "res", device="cuda"), copts)
     assert [j.job_id for _, j in submitted] == ["42_0", "42_1", "42_2"]
     script = record.read_text()
-    for directive in ("#SBATCH --partition=gpu-long", "#SBATCH --gpus-per-node=2", "#SBATCH --time=90",
-                      "#SBATCH --array=0-2%2", "#SBATCH --signal=USR2@120", "#SBATCH --job-name=nas-suite"):  # fmt: skip
+    for directive in (
+        "#SBATCH --partition=gpu-long",
+        "#SBATCH --gpus-per-node=2",
+        "#SBATCH --time=90",
+        "#SBATCH --array=0-2%2",
+        "#SBATCH --signal=USR2@120",
+        "#SBATCH --job-name=nas-suite",
+    ):
         assert directive in script, script
     assert str(tmp_path / "logs") in script
     # each job's pickled callable is the checkpointable runner of its own spec
@@ -133,8 +150,11 @@ def test_slurm_needs_sbatch_and_sane_options(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
     with pytest.raises(ConfigError, match="needs Slurm's sbatch and srun"):
         ClusterOptions("slurm").check()
-    for bad, msg in ((dict(time_limit_min=0), "--time-limit"), (dict(gpus_per_job=-1), "--gpus-per-job"),
-                     (dict(array_parallelism=0), "--array-parallelism")):  # fmt: skip
+    for bad, msg in (
+        (dict(time_limit_min=0), "--time-limit"),
+        (dict(gpus_per_job=-1), "--gpus-per-job"),
+        (dict(array_parallelism=0), "--array-parallelism"),
+    ):
         with pytest.raises(ConfigError, match=msg):
             ClusterOptions("submitit-local", **bad).check()
     res = CliRunner().invoke(cli, ["run", "--executor", "slurm", "--results", str(tmp_path / "r")])

@@ -33,8 +33,15 @@ def _dead_pid() -> int:
 
 def _write_claim(run_dir: Path, mtime_age: float = 0.0, **fields) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "proc_start": None, "job": None, "token": "x",
-            "claimed_at": time.time() - mtime_age, **fields}  # fmt: skip
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "proc_start": None,
+        "job": None,
+        "token": "x",
+        "claimed_at": time.time() - mtime_age,
+        **fields,
+    }
     (run_dir / claims.CLAIM_FILE).write_text(json.dumps(info))
     t = time.time() - mtime_age
     os.utime(run_dir / claims.CLAIM_FILE, (t, t))
@@ -123,9 +130,25 @@ def test_three_processes_overlapping_plans_execute_each_run_once(tmp_path):
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "nasbench_suite.cli", "run", *p, "--results", str(results), *SETS,
-                          "--json", "--quiet"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)  # fmt: skip
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nasbench_suite.cli",
+                "run",
+                *p,
+                "--results",
+                str(results),
+                *SETS,
+                "--json",
+                "--quiet",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for p in plans
     ]
     outs = []

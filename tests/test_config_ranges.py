@@ -21,8 +21,11 @@ def _settings():
 @pytest.mark.parametrize("owner, cls", list(_settings()), ids=[o for o, _ in _settings()])
 def test_every_key_declares_its_valid_values(owner, cls):
     # a boolean is its own set; `name` is the preset's name, not a setting
-    undeclared = [f.name for f in dataclasses.fields(cls)
-                  if f.name != "name" and valid_range(f) is None and f.type not in (bool, "bool")]  # fmt: skip
+    undeclared = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name != "name" and valid_range(f) is None and f.type not in (bool, "bool")
+    ]
     assert not undeclared, f"{owner}: declare the valid values with config.setting(default, ...): {undeclared}"
     check_ranges(cls())  # every default lies in its own range
 

@@ -37,8 +37,14 @@ def _plugin_installed(request):
 
 # one intra-op thread for every test: set in tests/conftest.py
 #: every run: 2 epochs of 3 steps, small batches, few selection candidates
-BASE = (("epochs", "2"), ("steps_per_epoch", "3"), ("batch_size", "16"), ("select_candidates", "3"),
-        ("select_batch_size", "16"), ("derive_every", "1"))  # every epoch derives: derive is checked at each  # fmt: skip
+BASE = (
+    ("epochs", "2"),
+    ("steps_per_epoch", "3"),
+    ("batch_size", "16"),
+    ("select_candidates", "3"),
+    ("select_batch_size", "16"),
+    ("derive_every", "1"),
+)  # every epoch derives: derive is checked at each
 #: method hyperparameters that scale a method's own work; applied to the methods that have them (a new method
 #: with an expensive phase adds its knob here)
 FAST = {"controller_steps": "2", "controller_aggregate": "2", "epoch_samples": "2"}
@@ -152,8 +158,7 @@ def test_gradients_reach_exactly_what_the_method_trains(name, tmp_path, monkeypa
         if not at_step:
             at_step.update({n: p.grad is not None for n, p in named.items()})
             stepped.update(
-                n for n, p in named.items()
-                if p not in skip and (bool(row_masks[p].any()) if p in row_masks else True)
+                n for n, p in named.items() if p not in skip and (bool(row_masks[p].any()) if p in row_masks else True)
             )
             for n, p in named.items():
                 if p.grad is not None:

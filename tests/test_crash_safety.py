@@ -25,8 +25,14 @@ from nasbench_suite.store import Store, load_runs, read_metrics, read_record
 pytestmark = pytest.mark.timeout(900)  # subprocesses: a hung one fails the test instead of the CI run
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"epochs": "4", "steps_per_epoch": "2", "C": "4", "batch_size": "16", "select_batch_size": "16",
-        "select_candidates": "4"}  # fmt: skip
+TINY = {
+    "epochs": "4",
+    "steps_per_epoch": "2",
+    "C": "4",
+    "batch_size": "16",
+    "select_batch_size": "16",
+    "select_candidates": "4",
+}
 TIMING_KEYS = {"search_s", "wall_s", "rank_s"}
 
 KILL_LOOP = r"""
@@ -136,8 +142,14 @@ def test_sigkill_at_random_moments_gives_the_uninterrupted_record(tmp_path):
         "min_kills": 22,
     }
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", KILL_LOOP, json.dumps(cfg)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_LOOP, json.dumps(cfg)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.split("REPORT ", 1)[1])
     points = [p for r in report for p in r["kills"]]

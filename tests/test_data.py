@@ -38,6 +38,7 @@ def py2_batch_pickle(data: np.ndarray, label_key: bytes, labels: list[int]) -> b
     Python 3 cannot write this form (its protocol 2 encodes bytes via ``_codecs``), and the real CIFAR files are
     in it: str keys and the array's raw buffer as Python-2 ``str`` opcodes, read back with encoding="bytes".
     """
+
     def string(b: bytes) -> bytes:
         return b"T" + struct.pack("<i", len(b)) + b  # BINSTRING: a Python-2 str
 
@@ -46,13 +47,37 @@ def py2_batch_pickle(data: np.ndarray, label_key: bytes, labels: list[int]) -> b
 
     n, row = data.shape
     return (
-        b"\x80\x02}(" + string(b"data")
-        + b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + small_int(0) + b"\x85" + string(b"b")
-        + b"\x87R(" + small_int(1) + small_int(n) + small_int(row) + b"\x86"
-        + b"cnumpy\ndtype\n" + string(b"u1") + small_int(0) + small_int(1) + b"\x87R"
-        + b"(" + small_int(3) + string(b"|") + b"NNN" + small_int(-1) + small_int(-1) + small_int(0) + b"tb"
-        + b"\x89" + string(np.ascontiguousarray(data).tobytes()) + b"tb"
-        + string(label_key) + b"](" + b"".join(small_int(v) for v in labels) + b"eu."
+        b"\x80\x02}("
+        + string(b"data")
+        + b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+        + small_int(0)
+        + b"\x85"
+        + string(b"b")
+        + b"\x87R("
+        + small_int(1)
+        + small_int(n)
+        + small_int(row)
+        + b"\x86"
+        + b"cnumpy\ndtype\n"
+        + string(b"u1")
+        + small_int(0)
+        + small_int(1)
+        + b"\x87R"
+        + b"("
+        + small_int(3)
+        + string(b"|")
+        + b"NNN"
+        + small_int(-1)
+        + small_int(-1)
+        + small_int(0)
+        + b"tb"
+        + b"\x89"
+        + string(np.ascontiguousarray(data).tobytes())
+        + b"tb"
+        + string(label_key)
+        + b"]("
+        + b"".join(small_int(v) for v in labels)
+        + b"eu."
     )
 
 
@@ -65,8 +90,12 @@ def write_cifar10(folder: Path, per_batch: int = 6, n_test: int = 7, seed: int =
         n = n_test if name == "test_batch" else per_batch
         x = _random_images(rng, n, 32)
         y = [int(v) for v in rng.integers(0, 10, n)]
-        entry = {b"batch_label": name.encode(), b"labels": y, b"data": _channel_major(x),
-                 b"filenames": [f"img{i}.png".encode() for i in range(n)]}
+        entry = {
+            b"batch_label": name.encode(),
+            b"labels": y,
+            b"data": _channel_major(x),
+            b"filenames": [f"img{i}.png".encode() for i in range(n)],
+        }
         (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
         if name == "test_batch":
             out["test_x"], out["test_y"] = x, np.array(y)
@@ -86,8 +115,12 @@ def write_cifar100(folder: Path, n_train: int = 12, n_test: int = 5, seed: int =
         x = _random_images(rng, n, 32)
         fine = [int(v) for v in rng.integers(0, 100, n)]
         fine[0] = 99  # the top label must be accepted
-        entry = {b"filenames": [b"f"] * n, b"fine_labels": fine, b"coarse_labels": [v // 5 for v in fine],
-                 b"data": _channel_major(x)}
+        entry = {
+            b"filenames": [b"f"] * n,
+            b"fine_labels": fine,
+            b"coarse_labels": [v // 5 for v in fine],
+            b"data": _channel_major(x),
+        }
         (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
         out[f"{name}_x"], out[f"{name}_y"] = x, np.array(fine)
     return out
@@ -251,8 +284,17 @@ def _corrupt(path: Path, how: str) -> None:
 
 @pytest.mark.parametrize(
     "how",
-    ["not-a-pickle", "truncated", "list-payload", "no-labels", "wrong-shape", "float-data", "label-out-of-range",
-     "label-count", "foreign-global"],
+    [
+        "not-a-pickle",
+        "truncated",
+        "list-payload",
+        "no-labels",
+        "wrong-shape",
+        "float-data",
+        "label-out-of-range",
+        "label-count",
+        "foreign-global",
+    ],
 )
 def test_corrupt_cifar_file(tmp_path, how):
     write_cifar10(tmp_path / "cifar-10-batches-py")
@@ -277,11 +319,21 @@ def test_corrupt_imagenet16_file(tmp_path):
 
 def _tiny_dataset(name: str, n_train: int, n_test: int) -> ImageDataset:
     """A dataset of 1x1 images whose pixel encodes the index, so parts can be checked against the source."""
+
     def images(n: int, offset: int) -> np.ndarray:
         return (np.arange(n)[:, None, None, None] + offset).astype(np.uint8).repeat(3, axis=3)
 
-    return ImageDataset(name, images(n_train, 0), np.arange(n_train) % 7, images(n_test, 100),
-                        np.arange(n_test) % 7, 7, (0.5,) * 3, (0.25,) * 3, 0)
+    return ImageDataset(
+        name,
+        images(n_train, 0),
+        np.arange(n_train) % 7,
+        images(n_test, 100),
+        np.arange(n_test) % 7,
+        7,
+        (0.5,) * 3,
+        (0.25,) * 3,
+        0,
+    )
 
 
 def test_cifar10_split_halves_the_training_set():
@@ -296,8 +348,9 @@ def test_cifar10_split_halves_the_training_set():
     assert np.array_equal(valid.labels, ds.train_y[valid.indices])
 
 
-@pytest.mark.parametrize(("name", "n_train", "n_test", "half"), [("cifar100", 500, 10_000, 5_000),
-                                                                  ("ImageNet16-120", 300, 6_000, 3_000)])
+@pytest.mark.parametrize(
+    ("name", "n_train", "n_test", "half"), [("cifar100", 500, 10_000, 5_000), ("ImageNet16-120", 300, 6_000, 3_000)]
+)
 def test_xvalid_split_halves_the_test_set(name, n_train, n_test, half):
     ds = _tiny_dataset(name, n_train, n_test)
     train, valid, test = search_split(ds, 3)
@@ -384,7 +437,7 @@ def test_crop_shifts_content_by_at_most_pad_and_flips():
                 for oy in range(2 * pad + 1)
                 for ox in range(2 * pad + 1)
                 for flip in (False, True)
-                if np.array_equal(img, (lambda c: c[:, ::-1] if flip else c)(padded[i, oy:oy + 8, ox:ox + 8]))
+                if np.array_equal(img, (lambda c: c[:, ::-1] if flip else c)(padded[i, oy : oy + 8, ox : ox + 8]))
             ]
             assert len(matches) == 1, f"image {i} is not a padded crop (+flip) of its source"
             seen_offsets.add(matches[0][:2])
@@ -482,11 +535,14 @@ def test_shipped_splits_equal_the_official_files():
         assert np.array_equal(shipped[key], value), key
 
 
-@pytest.mark.parametrize(("name", "n_train", "n_test", "first", "sizes"), [
-    ("cifar10", 50_000, 10, [0, 5, 7, 11, 13], (25_000, 25_000, 10)),
-    ("cifar100", 20, 10_000, [1, 3, 4, 5, 8], (20, 5_000, 5_000)),
-    ("ImageNet16-120", 20, 6_000, [1, 2, 3, 6, 7], (20, 3_000, 3_000)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "n_train", "n_test", "first", "sizes"),
+    [
+        ("cifar10", 50_000, 10, [0, 5, 7, 11, 13], (25_000, 25_000, 10)),
+        ("cifar100", 20, 10_000, [1, 3, 4, 5, 8], (20, 5_000, 5_000)),
+        ("ImageNet16-120", 20, 6_000, [1, 2, 3, 6, 7], (20, 3_000, 3_000)),
+    ],
+)
 def test_search_uses_the_official_split(name, n_train, n_test, first, sizes):
     """CIFAR-10: the official train/valid halves; CIFAR-100, ImageNet16-120: all training images for the weights,
     the official x-valid for the arch step, x-test held out. The first indices are the files' own."""
@@ -555,10 +611,18 @@ def test_run_epochs_and_arch_batches_follow_the_reference(tmp_path, monkeypatch)
 
 
 # -- candidate selection on un-augmented images (item 2) ------------------------------------------------------------
-@pytest.mark.parametrize(("preset", "method", "augmented"), [
-    ("nb201", "setn", False), ("nb201", "rsps", False), ("nb201", "enas", True), ("nats", "enas", False),
-    ("nats", "rsps", False), ("quick", "setn", False), ("quick", "enas", True),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("preset", "method", "augmented"),
+    [
+        ("nb201", "setn", False),
+        ("nb201", "rsps", False),
+        ("nb201", "enas", True),
+        ("nats", "enas", False),
+        ("nats", "rsps", False),
+        ("quick", "setn", False),
+        ("quick", "enas", True),
+    ],
+)
 def test_selection_batches_use_the_reference_transform(preset, method, augmented, tmp_path):
     """SETN, RSPS and everything under the NATS script score candidates with the test transform; NB201's ENAS
     script gives its valid_loader the train transform (its controller rewards and selection are augmented)."""

@@ -46,8 +46,14 @@ SHA = "0" * 64
 def make_ctx(seed: int = 0, epochs: int = 4) -> SearchContext:
     torch.manual_seed(seed)
     net = Supernet(SupernetConfig(C=4, N=1, num_classes=10))
-    return make_context(net, Protocol(), seed=seed, steps_per_epoch=3, epochs=epochs,
-                        w_optimizer=torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9))  # fmt: skip
+    return make_context(
+        net,
+        Protocol(),
+        seed=seed,
+        steps_per_epoch=3,
+        epochs=epochs,
+        w_optimizer=torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9),
+    )
 
 
 def make_method(vae: GraphVAE, **hp) -> E2NAS:
@@ -133,7 +139,7 @@ def test_logpdf_matches_the_generalized_normal_density():
     fit = fit_gennorm(torch.randn(50, 3, dtype=torch.float64))
     z = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
     b, loc, s = fit
-    ref = (b / (2 * s * torch.exp(torch.lgamma(1 / b))) * torch.exp(-((z - loc).abs() / s) ** b)).log().mean()
+    ref = (b / (2 * s * torch.exp(torch.lgamma(1 / b))) * torch.exp(-(((z - loc).abs() / s) ** b))).log().mean()
     assert torch.allclose(gennorm_logpdf_mean(z, fit), ref)
 
 
@@ -403,8 +409,13 @@ def test_official_step_uses_each_role_where_the_authors_code_does(tiny_vae, monk
     from methods.e2nas import search as S
 
     m = make_method(tiny_vae, official_stochastic_decode=True, archive_size=2)
-    roles = {"weight": (3,) * 6, "complement": (2,) * 6, "next_prev": (1,) * 6, "archive": (4,) * 6,
-             "arch": (3, 2, 3, 2, 3, 2)}  # fmt: skip
+    roles = {
+        "weight": (3,) * 6,
+        "complement": (2,) * 6,
+        "next_prev": (1,) * 6,
+        "archive": (4,) * 6,
+        "arch": (3, 2, 3, 2, 3, 2),
+    }
     seen = {}
     monkeypatch.setattr(m, "_sampled_cells", lambda n, g: [roles[r] for r in S.ROLES])
     real_wl, real_ag = m.weight_loss, m.arch_grad
@@ -461,8 +472,15 @@ def test_variant_labels():
 def test_grids_have_the_right_points():
     g = E2NAS.grids
     assert [p["gamma"] for p in g["gamma"]] == [
-        "static:0", "static:0.1", "static:0.5", "static:0.9", "sig:1", "sig:5", "sig:10", "sig:20",
-    ]  # fmt: skip
+        "static:0",
+        "static:0.1",
+        "static:0.5",
+        "static:0.9",
+        "sig:1",
+        "sig:5",
+        "sig:10",
+        "sig:20",
+    ]
     assert [float(p["eps"]) for p in g["eps"]] == [0, 0.25, 0.5, 0.75]
     assert g["official"] == [{"official": "false"}, {"official": "true"}]
     for points in g.values():  # every point resolves to valid hparams
@@ -489,11 +507,18 @@ def test_cli_train_vae_exit_status_follows_the_gates(monkeypatch, tmp_path):
 
     calls = []
     report = {
-        "sha256": "ab" * 32, "out": str(tmp_path / "v.pt"),
-        "gate_i_pass": True, "gate_i_argmax_recon": 1.0, "gate_i_failures": 0,
-        "gate_ii_pass": True, "gate_ii_distinct_mu": 15625, "gate_ii_min_pairwise_l2": 0.1,
-        "gate_iii_pass": True, "gate_iii_stochastic_recon": 0.995, "all_pass": True,
-    }  # fmt: skip
+        "sha256": "ab" * 32,
+        "out": str(tmp_path / "v.pt"),
+        "gate_i_pass": True,
+        "gate_i_argmax_recon": 1.0,
+        "gate_i_failures": 0,
+        "gate_ii_pass": True,
+        "gate_ii_distinct_mu": 15625,
+        "gate_ii_min_pairwise_l2": 0.1,
+        "gate_iii_pass": True,
+        "gate_iii_stochastic_recon": 0.995,
+        "all_pass": True,
+    }
 
     def fake(seed, hidden, epochs, out):
         calls.append((seed, hidden, epochs, out))

@@ -35,9 +35,16 @@ def test_default_report_has_three_test_columns_and_the_nb201_optimum(tmp_path):
 def test_records_of_the_old_embedded_table_load_and_are_labelled(tmp_path):
     spec = RunSpec("rsps", 0, "quick", TINY)
     rec = run_one(spec, RunOptions(results=tmp_path))
-    old = {**rec, "benchmark": {"name": "embedded-analognasbench", "fingerprint": "a2e61b83f6fab0f5", "path": "",
-                                "provenance": "AnalogNAS-Bench CIFAR-10 'baseline_accuracy' ... test only"},
-           "final": {**rec["final"], "bench": {"cifar10": {"valid": None, "test": 91.5}}}}  # fmt: skip
+    old = {
+        **rec,
+        "benchmark": {
+            "name": "embedded-analognasbench",
+            "fingerprint": "a2e61b83f6fab0f5",
+            "path": "",
+            "provenance": "AnalogNAS-Bench CIFAR-10 'baseline_accuracy' ... test only",
+        },
+        "final": {**rec["final"], "bench": {"cifar10": {"valid": None, "test": 91.5}}},
+    }
     path = Store(tmp_path).record_path(spec.run_id)
     atomic_write_json(path, old)
     assert read_record(path)["benchmark"]["name"] == "embedded-analognasbench"

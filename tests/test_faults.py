@@ -82,8 +82,9 @@ def test_a_bad_record_is_a_problem_and_the_report_goes_on(one_run, tmp_path, mon
 
 def test_report_out_under_a_file_is_one_line(one_run, tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("x")
-    code, out, err = invoke(["report", "--results", str(one_run), "--out", str(tmp_path / "afile" / "sub")],
-                            monkeypatch)  # fmt: skip
+    code, out, err = invoke(
+        ["report", "--results", str(one_run), "--out", str(tmp_path / "afile" / "sub")], monkeypatch
+    )
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith(f"error: cannot write the report into {tmp_path / 'afile' / 'sub'} (")
 
@@ -149,8 +150,9 @@ def test_a_skipped_run_whose_holder_died_unfinished_is_reported(tmp_path, monkey
             return real(spec, options, progress)
 
         monkeypatch.setattr(executors, "run_one", run_one_then)
-        code, out, err = invoke(["run", "--methods", "rsps", "--seeds", "2", "--results", str(results), *SETS],
-                                monkeypatch)  # fmt: skip
+        code, out, err = invoke(
+            ["run", "--methods", "rsps", "--seeds", "2", "--results", str(results), *SETS], monkeypatch
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -163,8 +165,18 @@ def test_a_skipped_run_whose_holder_died_unfinished_is_reported(tmp_path, monkey
 
 def _cli(results: Path, epochs: int) -> list[str]:
     sets = {**TINY, "epochs": str(epochs)}
-    return [sys.executable, "-m", "nasbench_suite.cli", "run", "--methods", "rsps", "--results", str(results),
-            "--quiet", *[a for k, v in sorted(sets.items()) for a in ("--set", f"{k}={v}")]]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "nasbench_suite.cli",
+        "run",
+        "--methods",
+        "rsps",
+        "--results",
+        str(results),
+        "--quiet",
+        *[a for k, v in sorted(sets.items()) for a in ("--set", f"{k}={v}")],
+    ]
 
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -193,8 +205,9 @@ def test_a_signal_mid_run_is_one_line_releases_the_claim_and_resumes_exactly(tmp
     assert rec["timings"]["resumed"] is True
     assert rec["final"] == ref["final"]
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("search_s", "wall_s", "rank_s")} for r in rows]  # noqa: E731
-    assert strip(read_metrics(run_dir / "metrics.jsonl")) == strip(read_metrics(tmp_path / "ref" / "runs" /
-                                                                                spec.run_id / "metrics.jsonl"))
+    assert strip(read_metrics(run_dir / "metrics.jsonl")) == strip(
+        read_metrics(tmp_path / "ref" / "runs" / spec.run_id / "metrics.jsonl")
+    )
 
 
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):

@@ -22,15 +22,27 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nasbench_suite.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "nasbench_suite.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def test_too_small_cifar10_fails_before_any_run_with_sizes(tmp_path: Path):
     write_cifar10(tmp_path / "data" / "cifar-10-batches-py", per_batch=10, n_test=10)
     results = tmp_path / "results"
-    args = ("run", "--methods", "rsps", "--protocol", "nb201", "--data-root", str(tmp_path / "data"),
-            "--results", str(results), "--set", "epochs=1")  # fmt: skip
+    args = (
+        "run",
+        "--methods",
+        "rsps",
+        "--protocol",
+        "nb201",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--results",
+        str(results),
+        "--set",
+        "epochs=1",
+    )
     proc = cli(*args)  # the official split needs the complete CIFAR-10
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
@@ -45,9 +57,24 @@ def test_too_small_cifar10_fails_before_any_run_with_sizes(tmp_path: Path):
 
 def test_small_cifar10_is_accepted_with_a_warning(tmp_path: Path):
     write_cifar10(tmp_path / "data" / "cifar-10-batches-py", per_batch=100, n_test=100)
-    proc = cli("run", "--methods", "darts", "--protocol", "nb201", "--data-root", str(tmp_path / "data"), "--results",
-               str(tmp_path / "results"), "--set", "epochs=1", "--set", "steps_per_epoch=1", "--set", "split=seeded",
-               "--quiet")  # fmt: skip
+    proc = cli(
+        "run",
+        "--methods",
+        "darts",
+        "--protocol",
+        "nb201",
+        "--data-root",
+        str(tmp_path / "data"),
+        "--results",
+        str(tmp_path / "results"),
+        "--set",
+        "epochs=1",
+        "--set",
+        "steps_per_epoch=1",
+        "--set",
+        "split=seeded",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     warning = next(line for line in proc.stderr.splitlines() if line.startswith("warning: cifar10"))
     assert "500 training and 100 test images" in warning and "50,000" in warning
@@ -72,8 +99,12 @@ def test_methods_lists_settings_defaults_and_grids():
     proc = cli("methods", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["protocol_settings"]["epochs"] == {"type": "int", "default": 8, "valid": ">= 1 and <= 100000",
-                                                   "source": "preset quick"}  # fmt: skip
+    assert data["protocol_settings"]["epochs"] == {
+        "type": "int",
+        "default": 8,
+        "valid": ">= 1 and <= 100000",
+        "source": "preset quick",
+    }
     assert data["protocol_settings"]["lr_tmax"]["type"] == "int | None"
     e2nas = next(m for m in data["methods"] if m["name"] == "e2nas")
     assert e2nas["hparams"]["eps"]["default"] == 0.5 and e2nas["hparams"]["eps"]["type"] == "float"

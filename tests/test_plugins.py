@@ -8,10 +8,8 @@ from click.testing import CliRunner
 from nasbench_suite import method as method_mod
 from nasbench_suite.analysis import render_report
 from nasbench_suite.cli import cli, main
-from nasbench_suite.config import RunSpec
 from nasbench_suite.errors import ConfigError
 from nasbench_suite.method import canonical_name, get_method, method_aliases, method_names
-from nasbench_suite.runner import RunOptions, run_one
 from tests.plugin_demo import DIST, MODULE, NAME, installed_plugin
 
 TINY = (("epochs", "2"), ("steps_per_epoch", "2"), ("select_candidates", "3"), ("C", "4"))
@@ -24,8 +22,18 @@ def test_a_plugin_lists_runs_and_reports_like_a_builtin(tmp_path):
         assert get_method(NAME).__module__ == DIST and get_method(NAME).name == NAME
         listing = CliRunner().invoke(cli, ["methods"])
         assert listing.exit_code == 0 and f"{NAME}: Demo plugin" in listing.output  # listed like a built-in
-        res = CliRunner().invoke(cli, ["run", "--methods", NAME, "--results", str(tmp_path), "--quiet",
-                                       *[a for k, v in TINY for a in ("--set", f"{k}={v}")]])  # fmt: skip
+        res = CliRunner().invoke(
+            cli,
+            [
+                "run",
+                "--methods",
+                NAME,
+                "--results",
+                str(tmp_path),
+                "--quiet",
+                *[a for k, v in TINY for a in ("--set", f"{k}={v}")],
+            ],
+        )
         assert res.exit_code == 0, res.output
         text = render_report(tmp_path, published=False)
         assert "| Demo plugin | 1 |" in text
@@ -36,12 +44,17 @@ def test_a_plugin_lists_runs_and_reports_like_a_builtin(tmp_path):
     "entry, module, taken, owner",
     [
         (f"rsps = {DIST}:DemoPlugin\n", MODULE, "name 'rsps'", "'rsps' (baselines.rsps.RSPS)"),
-        (f"{NAME} = {DIST}\n", MODULE.replace("from nasbench_suite.space", "from nasbench_suite.method import register\n"
-         "from nasbench_suite.space").replace("class DemoPlugin", f"@register({NAME!r}, aliases=('dp', 'darts'))\n"
-         "class DemoPlugin"), "alias 'darts'", "'darts-v1' (baselines.darts_v1.DartsV1)"),
+        (
+            f"{NAME} = {DIST}\n",
+            MODULE.replace(
+                "from nasbench_suite.space", "from nasbench_suite.method import register\nfrom nasbench_suite.space"
+            ).replace("class DemoPlugin", f"@register({NAME!r}, aliases=('dp', 'darts'))\nclass DemoPlugin"),
+            "alias 'darts'",
+            "'darts-v1' (baselines.darts_v1.DartsV1)",
+        ),
     ],
     ids=["name", "alias"],
-)  # fmt: skip
+)
 def test_a_plugin_taking_a_builtin_name_or_alias_is_refused(entry, module, taken, owner, monkeypatch, capsys):
     before = method_aliases()
     with installed_plugin(entry, module):

@@ -110,8 +110,23 @@ def test_probe_search_result_and_cli(tmp_path, land):
     from nasbench_suite.cli import cli
 
     out = tmp_path / "probe"
-    r = CliRunner().invoke(cli, ["probe-search", "--methods", "darts-v1", "--seeds", "1", "--epochs", "2", "--steps",
-                                 "1", "--out", str(out), "--json"])  # fmt: skip
+    r = CliRunner().invoke(
+        cli,
+        [
+            "probe-search",
+            "--methods",
+            "darts-v1",
+            "--seeds",
+            "1",
+            "--epochs",
+            "2",
+            "--steps",
+            "1",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["budget"]["steps"] == 2
     assert (out / "probe.json").exists() and (out / "probe.md").exists() and (out / "probe.png").exists()

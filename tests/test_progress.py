@@ -41,14 +41,20 @@ def test_two_workers_forward_per_epoch_progress_from_both(tmp_path):
 def test_cli_workers_print_a_plain_line_per_epoch_when_not_a_terminal(tmp_path):
     sets = [a for k, v in TINY for a in ("--set", f"{k}={v}")]
     cmd = [sys.executable, "-m", "nasbench_suite.cli", "run", "--methods", "rsps", "--results", str(tmp_path), *sets]
-    res = subprocess.run([*cmd, "--seeds", "2", "--workers", "2"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    res = subprocess.run(
+        [*cmd, "--seeds", "2", "--workers", "2"], capture_output=True, text=True, cwd=REPO, timeout=600
+    )
     assert res.returncode == 0, res.stderr
     for seed in (0, 1):
         rid = RunSpec("rsps", seed, "quick", TINY).run_id
         for epoch in (1, 2):
-            line = re.search(rf"^  {re.escape(rid)} epoch {epoch}/2 loss \d+\.\d+ (\|.*\||\(cell not derived this epoch\)) "
-                             rf"\(.*s\) \[pid \d+\]"
-                             rf" \(ETA run \S+, plan \S+\)$", res.stderr, re.M)  # fmt: skip
+            line = re.search(
+                rf"^  {re.escape(rid)} epoch {epoch}/2 loss \d+\.\d+ (\|.*\||\(cell not derived this epoch\)) "
+                rf"\(.*s\) \[pid \d+\]"
+                rf" \(ETA run \S+, plan \S+\)$",
+                res.stderr,
+                re.M,
+            )
             assert line, (rid, epoch, res.stderr)
     assert "\r" not in res.stderr  # no bar redraws in a log file
     assert "2 run, 0 already stored" in res.stderr
@@ -60,8 +66,16 @@ def test_inprocess_events_steps_then_epoch(tmp_path):
     events: list[dict] = []
     run_inprocess([RunSpec("darts-v1", 0, "quick", TINY)], RunOptions(results=tmp_path), events.append)
     kinds = [(ev["kind"], ev["epoch"], ev.get("step")) for ev in events]
-    assert kinds == [("step", 1, 1), ("step", 1, 2), ("step", 1, 3), ("epoch", 1, None),
-                     ("step", 2, 1), ("step", 2, 2), ("step", 2, 3), ("epoch", 2, None)]  # fmt: skip
+    assert kinds == [
+        ("step", 1, 1),
+        ("step", 1, 2),
+        ("step", 1, 3),
+        ("epoch", 1, None),
+        ("step", 2, 1),
+        ("step", 2, 2),
+        ("step", 2, 3),
+        ("epoch", 2, None),
+    ]
     assert events[3]["line"]["arch"].startswith("|") and events[3]["steps"] == 3
 
 

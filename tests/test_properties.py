@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -68,18 +67,29 @@ def test_parse_set_parses_or_raises_config_error(items):
         return
     for item in items:
         key, _, value = item.partition("=")
-        assert out[key.strip()] == [v for i in items for k, _, v in [i.partition("=")] if k.strip() == key.strip()][-1].strip()
+        assert (
+            out[key.strip()]
+            == [v for i in items for k, _, v in [i.partition("=")] if k.strip() == key.strip()][-1].strip()
+        )
 
 
 @SETTINGS
-@given(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,15}", fullmatch=True), st.text(max_size=20).filter(lambda v: "\n" not in v))
+@given(
+    st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,15}", fullmatch=True), st.text(max_size=20).filter(lambda v: "\n" not in v)
+)
 def test_parse_set_keeps_key_and_value(key, value):
     assert parse_set([f"{key}={value}"]) == {key: value.strip()}
 
 
 PROTOCOL_TYPES = _field_types(Protocol)
-values_st = st.one_of(st.text(max_size=20), st.integers(), st.floats(allow_nan=True), st.booleans(), st.none(),
-                      st.lists(st.one_of(st.integers(), st.text(max_size=5)), max_size=3))  # fmt: skip
+values_st = st.one_of(
+    st.text(max_size=20),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.none(),
+    st.lists(st.one_of(st.integers(), st.text(max_size=5)), max_size=3),
+)
 
 
 @SETTINGS
@@ -115,15 +125,29 @@ def test_float_nan_and_none():
 
 
 @SETTINGS
-@given(st.booleans(), st.sampled_from([str, lambda b: str(b).lower(), lambda b: str(b).upper(), lambda b: str(int(b)),
-                                       lambda b: " yes " if b else " no ", lambda b: "on" if b else "off"]))  # fmt: skip
+@given(
+    st.booleans(),
+    st.sampled_from(
+        [
+            str,
+            lambda b: str(b).lower(),
+            lambda b: str(b).upper(),
+            lambda b: str(int(b)),
+            lambda b: " yes " if b else " no ",
+            lambda b: "on" if b else "off",
+        ]
+    ),
+)
 def test_bool_round_trip(b, spell):
     assert coerce("nesterov", spell(b), bool) is b
 
 
 @SETTINGS
-@given(st.floats(allow_nan=False, allow_infinity=False), st.floats(allow_nan=False, allow_infinity=False),
-       st.sampled_from(["{}, {}", "({},{})", "[{}, {}]", " {} ,{} "]))  # fmt: skip
+@given(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["{}, {}", "({},{})", "[{}, {}]", " {} ,{} "]),
+)
 def test_tuple_round_trip(a, b, fmt):
     assert coerce("arch_betas", fmt.format(repr(a), repr(b)), tuple[float, float]) == (a, b)
     assert coerce("arch_betas", [a, b], tuple[float, float]) == (a, b)

@@ -23,7 +23,8 @@ TINY = (("epochs", "2"), ("steps_per_epoch", "2"), ("select_candidates", "3"))
 def test_ranking_quality_hand_computed():
     truth = [90.0, 80.0, 70.0, 60.0, 50.0]
     assert ranking_quality([5, 4, 3, 2, 1], truth, k=2) == pytest.approx(
-        {"rank_kendall": 1.0, "rank_spearman": 1.0, "rank_top10": 1.0})
+        {"rank_kendall": 1.0, "rank_spearman": 1.0, "rank_top10": 1.0}
+    )
     # one adjacent swap among 5: 9 concordant, 1 discordant pair -> tau = 8/10; d^2 = 2 -> rho = 1 - 6*2/(5*24)
     q = ranking_quality([4, 5, 3, 2, 1], truth, k=2)
     assert q["rank_kendall"] == pytest.approx(0.8) and q["rank_spearman"] == pytest.approx(0.9)
@@ -104,8 +105,9 @@ def test_entropy_is_the_mean_edge_entropy():
     assert distribution_entry(None) == {}
 
 
-@pytest.mark.parametrize("method,extra", [("darts-v1", ()), ("enas", ()), ("e2nas", ()),
-                                          ("gdas", (("track_running_stats", "true"),))])  # fmt: skip
+@pytest.mark.parametrize(
+    "method,extra", [("darts-v1", ()), ("enas", ()), ("e2nas", ()), ("gdas", (("track_running_stats", "true"),))]
+)
 def test_ranking_quality_never_changes_the_search(tmp_path, method, extra):
     on = RunSpec(method, 0, "quick", TINY + extra + (("rank_cells", "12"), ("rank_every", "1")))
     off = RunSpec(method, 0, "quick", TINY + extra + (("rank_cells", "0"),))

@@ -33,10 +33,14 @@ def test_regression_baseline_holds_under_three_cpu_dispatch_settings():
     procs = {
         name: subprocess.Popen(
             [sys.executable, "-m", "nasbench_suite.cli", "regress", "--json"],
-            cwd=REPO, env={**base_env, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO,
+            env={**base_env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for name, env in SETTINGS.items()
-    }  # fmt: skip
+    }
     isas = {}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=1400)

@@ -28,7 +28,9 @@ def _chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    skip_unless_ci("headless Chromium is not installed (apt-get install -y chromium); the HTML report is not checked in a browser")
+    skip_unless_ci(
+        "headless Chromium is not installed (apt-get install -y chromium); the HTML report is not checked in a browser"
+    )
 
 
 WIDTH = 1400  # a laptop's browser window
@@ -50,8 +52,16 @@ def _runs(root: Path) -> None:
         write_run(root, "rsps", "RSPS", s, [bench(80.0 + s, 50.0), bench(85.0, 55.0 + s)], [SKIP, MIXED], total_s=900)
     for g in GAMMAS:  # a gamma grid (5 points) at one eps: the gamma ablation is drawn, the eps one is not
         for s in range(2):
-            write_run(root, "e2nas", "E2NAS", s, [bench(88.0 + s), bench(90.0 + s + len(g) / 4, 70.0)], [GOOD, MIXED],
-                      overrides={"gamma": g}, hparams={"gamma": g, "eps": 0.5})  # fmt: skip
+            write_run(
+                root,
+                "e2nas",
+                "E2NAS",
+                s,
+                [bench(88.0 + s), bench(90.0 + s + len(g) / 4, 70.0)],
+                [GOOD, MIXED],
+                overrides={"gamma": g},
+                hparams={"gamma": g, "eps": 0.5},
+            )
     bad = root / "runs" / "broken-run"
     bad.mkdir(parents=True)
     (bad / "record.json").write_text("{ not json")
@@ -59,10 +69,20 @@ def _runs(root: Path) -> None:
 
 def _chrome(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-        "--enable-logging=stderr", "--v=0", f"--window-size={WIDTH},3000", "--hide-scrollbars", *args,
-    ]  # fmt: skip
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--window-size={WIDTH},3000",
+        "--hide-scrollbars",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 

@@ -124,8 +124,14 @@ def bench_step(
     return {
         "device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
         "torch_threads": torch.get_num_threads(),
-        "C": C, "N": N, "batch_size": batch_size, "hw": hw, "steps": steps,
-        "vae": vae_kind, "vae_sha256": sha, "gdas": "baselines.gdas",
+        "C": C,
+        "N": N,
+        "batch_size": batch_size,
+        "hw": hw,
+        "steps": steps,
+        "vae": vae_kind,
+        "vae_sha256": sha,
+        "gdas": "baselines.gdas",
         "weight_passes_per_e2nas_step": statistics.median(passes),
         "e2nas_step_ms": 1000 * statistics.median(t_e2),
         "gdas_step_ms": 1000 * statistics.median(t_gd),
@@ -134,7 +140,7 @@ def bench_step(
         "ratios": ratios,
         "novelty_ms": per_call_ms(novelty_call, novelty_reps),
         "decode_ms": per_call_ms(decode_call, max(novelty_reps // 10, 5)),
-    }  # fmt: skip
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,12 +17,22 @@ from nasbench_suite.errors import ConfigError
 
 #: (pass key, label, value key, format, second value key) per gate, as in train_vae.evaluate_gates' report
 _GATES = (
-    ("gate_i_pass", "(i)   argmax-decode(mu(a)) == a", "gate_i_argmax_recon", "{:.4%} of cells, {} failures",
-     "gate_i_failures"),
-    ("gate_ii_pass", "(ii)  mu vectors pairwise distinct", "gate_ii_distinct_mu", "{} distinct, min L2 {:.3g}",
-     "gate_ii_min_pairwise_l2"),
+    (
+        "gate_i_pass",
+        "(i)   argmax-decode(mu(a)) == a",
+        "gate_i_argmax_recon",
+        "{:.4%} of cells, {} failures",
+        "gate_i_failures",
+    ),
+    (
+        "gate_ii_pass",
+        "(ii)  mu vectors pairwise distinct",
+        "gate_ii_distinct_mu",
+        "{} distinct, min L2 {:.3g}",
+        "gate_ii_min_pairwise_l2",
+    ),
     ("gate_iii_pass", "(iii) stochastic reconstruction >= 99%", "gate_iii_stochastic_recon", "{:.4%}", None),
-)  # fmt: skip
+)
 
 
 def _print_gates(report: dict, as_json: bool) -> None:
@@ -46,9 +56,13 @@ def e2nas() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of initialisation, shuffling and noise")
 @click.option("--hidden", type=int, default=None, help="hidden size (default: the chosen size, see train_vae)")
 @click.option("--epochs", type=int, default=None, help="training epochs (default: see train_vae)")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="output file (default: graph_vae-seed<SEED>.pt in the current folder; the committed "
-                   "methods/e2nas/weights/graph_vae.pt only with --force)")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="output file (default: graph_vae-seed<SEED>.pt in the current folder; the committed "
+    "methods/e2nas/weights/graph_vae.pt only with --force)",
+)
 @click.option("--force", is_flag=True, help="allow --out to replace the committed weights file")
 @click.option("--json", "as_json", is_flag=True, help="print the gates report as JSON")
 def train_vae(seed: int, hidden: int | None, epochs: int | None, out: Path | None, force: bool, as_json: bool) -> None:
@@ -57,8 +71,10 @@ def train_vae(seed: int, hidden: int | None, epochs: int | None, out: Path | Non
 
     out = Path(f"graph_vae-seed{seed}.pt") if out is None else out
     if out.resolve() == tv.DEFAULT_WEIGHTS.resolve() and not force:
-        raise ConfigError(f"{out} is the committed autoencoder every E2NAS run uses; pass --force to replace it, "
-                          "or choose another --out")  # fmt: skip
+        raise ConfigError(
+            f"{out} is the committed autoencoder every E2NAS run uses; pass --force to replace it, "
+            "or choose another --out"
+        )
     report = tv.train_vae_command(
         seed,
         tv.DEFAULT_HIDDEN if hidden is None else hidden,
@@ -71,8 +87,12 @@ def train_vae(seed: int, hidden: int | None, epochs: int | None, out: Path | Non
 
 
 @e2nas.command("gates")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="weights file (default: the committed one)")
+@click.option(
+    "--weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="weights file (default: the committed one)",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of gate (iii)'s sampling")
 @click.option("--json", "as_json", is_flag=True, help="print the gates report as JSON")
 def gates(weights: Path | None, seed: int, as_json: bool) -> None:
@@ -89,8 +109,11 @@ def gates(weights: Path | None, seed: int, as_json: bool) -> None:
         raise ConfigError(f"cannot read autoencoder weights {path}: {e}") from None
     report = {"path": str(path), "sha256": sha, "config": dataclasses.asdict(model.config)}
     if not as_json:  # the check takes minutes on a CPU: say so before it starts
-        click.echo("checking the three gates on all 15,625 cells (gate iii decodes every cell 100 times; a few "
-                   "minutes on a CPU)...", err=True)  # fmt: skip
+        click.echo(
+            "checking the three gates on all 15,625 cells (gate iii decodes every cell 100 times; a few "
+            "minutes on a CPU)...",
+            err=True,
+        )
     report.update(evaluate_gates(model, seed=seed))
     _print_gates(report, as_json)
     if not report["all_pass"]:

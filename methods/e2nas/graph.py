@@ -23,7 +23,7 @@ order ``11..0``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -72,7 +72,7 @@ def _successors() -> tuple[tuple[int, ...], ...]:
 SUCCESSORS: tuple[tuple[int, ...], ...] = _successors()
 
 
-def _as_ops_tensor(cells: "Cell | Sequence[Cell] | Sequence[Sequence[int]] | np.ndarray | torch.Tensor") -> torch.Tensor:
+def _as_ops_tensor(cells: Cell | Sequence[Cell] | Sequence[Sequence[int]] | np.ndarray | torch.Tensor) -> torch.Tensor:
     """Normalise the accepted inputs to a ``(B, 6)`` int64 tensor of op ids, validating the range."""
     if isinstance(cells, Cell):
         cells = [cells]
@@ -93,7 +93,7 @@ def _as_ops_tensor(cells: "Cell | Sequence[Cell] | Sequence[Sequence[int]] | np.
     return ops
 
 
-def cell_to_types(cells: "Cell | Sequence[Cell] | Sequence[Sequence[int]] | np.ndarray | torch.Tensor") -> torch.Tensor:
+def cell_to_types(cells: Cell | Sequence[Cell] | Sequence[Sequence[int]] | np.ndarray | torch.Tensor) -> torch.Tensor:
     """Vertex types ``(B, 12)`` (int64) of cells given as Cells, op-id rows, an array or a tensor ``(B, 6)``."""
     ops = _as_ops_tensor(cells)
     types = torch.empty(ops.shape[0], NUM_VERTICES, dtype=torch.long)

@@ -30,7 +30,8 @@ distinct cells at most.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 
@@ -114,8 +115,14 @@ class ArchiveNovelty:
     archive is full, as in the spec.
     """
 
-    def __init__(self, encode: Callable[[int], torch.Tensor], nz: int, size: int = 50,
-                 min_scale: torch.Tensor | float = 1e-3, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        encode: Callable[[int], torch.Tensor],
+        nz: int,
+        size: int = 50,
+        min_scale: torch.Tensor | float = 1e-3,
+        device: torch.device | str = "cpu",
+    ):
         if size < 2:
             raise ValueError("the archive needs room for at least 2 cells to fit a distribution")
         self.encode = encode

@@ -30,8 +30,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from nasbench_suite.errors import ConfigError
 from nasbench_suite.config import setting
+from nasbench_suite.errors import ConfigError
 from nasbench_suite.method import OneShotMethod, SearchContext, ce_and_acc, register
 from nasbench_suite.space import NUM_EDGES, NUM_OPS, Cell, all_ops_array, sample_cell
 
@@ -135,7 +135,9 @@ class E2NAS(OneShotMethod):
 
         path = Path(self.hparams.vae_path) if self.hparams.vae_path else DEFAULT_WEIGHTS
         if not path.exists():
-            raise ConfigError(missing_weights_message(path) + ("" if self.hparams.vae_path else " (or set vae_path=...)"))
+            raise ConfigError(
+                missing_weights_message(path) + ("" if self.hparams.vae_path else " (or set vae_path=...)")
+            )
         model, sha = load_vae(path)
         return model, sha, str(path)
 
@@ -310,8 +312,15 @@ class E2NAS(OneShotMethod):
         # Everything below stays on the device (no host sync inside the step); the caller turns logs into floats.
         zero = val_loss.new_zeros(())
         n_val = g_val.norm()
-        logs: dict[str, Any] = {"valid_loss": val_loss.detach(), "valid_acc": val_acc, "novelty": zero,
-                                "grad_val": (1 - g) * n_val, "grad_nov": zero, "grad_ratio": zero, "kappa": zero}  # fmt: skip
+        logs: dict[str, Any] = {
+            "valid_loss": val_loss.detach(),
+            "valid_acc": val_acc,
+            "novelty": zero,
+            "grad_val": (1 - g) * n_val,
+            "grad_nov": zero,
+            "grad_ratio": zero,
+            "kappa": zero,
+        }
         loss = (1 - g) * val_loss.detach()
         if self.novelty.full:
             live = not self.sw["official_nograd_novelty"]

@@ -16,8 +16,8 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -68,8 +68,15 @@ def fit_vae(
         torch.set_num_threads(threads)
 
 
-def _fit(types: torch.Tensor, config: VAEConfig, epochs: int, batch_size: int, lr: float, seed: int,
-         log: Callable[[str], None] | None) -> tuple[GraphVAE, list[dict]]:
+def _fit(
+    types: torch.Tensor,
+    config: VAEConfig,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    log: Callable[[str], None] | None,
+) -> tuple[GraphVAE, list[dict]]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GraphVAE(config)
@@ -78,7 +85,9 @@ def _fit(types: torch.Tensor, config: VAEConfig, epochs: int, batch_size: int, l
     # Cosine decay to 0 over all steps: a high lr early for speed, a small one late so that the decoder's
     # probabilities sharpen (gate iii needs >= 99% exact stochastic reconstruction).
     steps = epochs * -(-types.shape[0] // batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, steps) / max(steps, 1))))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, steps) / max(steps, 1)))
+    )
     history: list[dict] = []
     model.train()
     n = types.shape[0]
@@ -97,8 +106,10 @@ def _fit(types: torch.Tensor, config: VAEConfig, epochs: int, batch_size: int, l
         row = dict(zip(("loss", "nll", "kl"), (sums / n).tolist()), epoch=epoch + 1, seconds=time.perf_counter() - t0)
         history.append(row)
         if log:
-            log(f"epoch {epoch + 1}/{epochs}: loss {row['loss']:.4f} nll {row['nll']:.4f} kl {row['kl']:.2f} "
-                f"({row['seconds']:.1f}s)")
+            log(
+                f"epoch {epoch + 1}/{epochs}: loss {row['loss']:.4f} nll {row['nll']:.4f} kl {row['kl']:.2f} "
+                f"({row['seconds']:.1f}s)"
+            )
     model.eval()
     return model, history
 
@@ -117,7 +128,9 @@ def min_pairwise_distance(x: torch.Tensor, chunk: int = 1024) -> float:
 
 
 @torch.no_grad()
-def evaluate_gates(model: GraphVAE, types: torch.Tensor | None = None, seed: int = 0, draws: int = 10, decodes: int = 10) -> dict:
+def evaluate_gates(
+    model: GraphVAE, types: torch.Tensor | None = None, seed: int = 0, draws: int = 10, decodes: int = 10
+) -> dict:
     """The three gates on ``types`` (default: all cells); gate (iii) uses a generator seeded with ``seed``."""
     model.eval()
     types = all_types() if types is None else types
@@ -199,7 +212,9 @@ def train_vae(
     return report
 
 
-def train_vae_command(seed: int = 0, hidden: int = DEFAULT_HIDDEN, epochs: int = DEFAULT_EPOCHS, out: str | Path = DEFAULT_WEIGHTS) -> dict:
+def train_vae_command(
+    seed: int = 0, hidden: int = DEFAULT_HIDDEN, epochs: int = DEFAULT_EPOCHS, out: str | Path = DEFAULT_WEIGHTS
+) -> dict:
     """Entry point for ``nas-suite e2nas train-vae``: train, save, and return the gates report as a dict."""
     return train_vae(seed=seed, hidden=hidden, epochs=epochs, out=out)
 

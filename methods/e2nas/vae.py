@@ -140,7 +140,9 @@ class GraphVAE(nn.Module):
         hg = self.unify(torch.cat([fwd[TOPO_ORDER[-1]], bwd[REVERSE_ORDER[-1]]], dim=1))
         return self.fc_mu(hg), self.fc_logvar(hg)
 
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def reparameterize(
+        self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """``mu + eps_scale * sigma * N(0, I)``, drawn from ``generator`` (so training is reproducible)."""
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         return mu + self.config.eps_scale * eps * torch.exp(0.5 * logvar)
@@ -182,7 +184,9 @@ class GraphVAE(nn.Module):
             states[v] = self.gru_dec(torch.cat([x, self.pos_eye[v].expand(b, -1)], 1), m)
         return torch.stack(logits, dim=1), torch.stack(chosen, dim=1)
 
-    def type_logits(self, z: torch.Tensor, teacher_ops: torch.Tensor | None = None, masked: bool = True) -> torch.Tensor:
+    def type_logits(
+        self, z: torch.Tensor, teacher_ops: torch.Tensor | None = None, masked: bool = True
+    ) -> torch.Tensor:
         """All 8 type logits ``(B, 6, 8)`` at the op vertices; ``masked=False`` leaves START/ADD/END open."""
         return self._walk(z, teacher_ops, masked=masked, sample=False, generator=None)[0]
 
@@ -194,12 +198,16 @@ class GraphVAE(nn.Module):
         return self.type_logits(z, teacher_ops, masked=True)[..., :NUM_OPS]
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, stochastic: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+    def decode(
+        self, z: torch.Tensor, stochastic: bool = False, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Op ids ``(B, 6)``: argmax per op vertex, or sampled from the masked softmax if ``stochastic``."""
         return self._walk(z, None, masked=True, sample=stochastic, generator=generator)[1]
 
     # -- training -----------------------------------------------------------------------------------------
-    def loss(self, types: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def loss(
+        self, types: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(total, nll, kl)``, each averaged over the batch; ``total = nll + beta * kl``.
 
         ``nll`` sums the negative log-likelihood of the 6 op types of a cell (teacher forcing); ``kl`` sums the KL
@@ -251,8 +259,10 @@ def missing_weights_message(path: str | Path) -> str:
     """The one message for absent autoencoder weights, naming the command that writes them at ``path`` (the
     committed file needs ``--force``: ``train-vae`` never replaces it by default)."""
     force = " --force" if Path(path).resolve() == DEFAULT_WEIGHTS.resolve() else ""
-    return (f"E2NAS autoencoder weights {path} not found: train them with "
-            f"`nas-suite e2nas train-vae --seed 0 --out {path}{force}`")  # fmt: skip
+    return (
+        f"E2NAS autoencoder weights {path} not found: train them with "
+        f"`nas-suite e2nas train-vae --seed 0 --out {path}{force}`"
+    )
 
 
 def load_default_vae() -> tuple[GraphVAE, str]:
@@ -275,4 +285,14 @@ def committed_or_standin() -> tuple[GraphVAE, str, str]:
     return model, "untrained", "untrained autoencoder stand-in (same cost): committed weights absent"
 
 
-__all__ = ["VAEConfig", "GraphVAE", "save_vae", "load_vae", "load_default_vae", "vae_bytes", "committed_or_standin", "missing_weights_message", "DEFAULT_WEIGHTS"]
+__all__ = [
+    "VAEConfig",
+    "GraphVAE",
+    "save_vae",
+    "load_vae",
+    "load_default_vae",
+    "vae_bytes",
+    "committed_or_standin",
+    "missing_weights_message",
+    "DEFAULT_WEIGHTS",
+]

@@ -10,8 +10,16 @@ from pathlib import Path
 
 from ..errors import ConfigError, StoreError
 from ..store import atomic_write_bytes
-from .report import FORMATS, build_report, render_csv, render_found_csv, render_html, render_json, render_latex
-from .report import render_markdown
+from .report import (
+    FORMATS,
+    build_report,
+    render_csv,
+    render_found_csv,
+    render_html,
+    render_json,
+    render_latex,
+    render_markdown,
+)
 
 __all__ = ["FORMATS", "RegressReport", "build_report", "regress", "render_report"]
 
@@ -28,7 +36,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def render_report(results: Path, fmt: str = "md", out: Path | None = None, benchmark=None, published: bool = True) -> str:
+def render_report(
+    results: Path, fmt: str = "md", out: Path | None = None, benchmark=None, published: bool = True
+) -> str:
     """Render the report of the runs stored under ``results``; return its text and, with ``out``, write files.
 
     ``fmt``: ``md`` | ``csv`` | ``latex`` | ``html`` | ``json``. ``benchmark``: a Benchmark or a benchmark path

@@ -213,8 +213,9 @@ def group_runs(runs: pd.DataFrame, epochs: pd.DataFrame, records: dict[str, dict
             g[RANK_COLUMN] = g["run_id"].map(last).astype(float)
         recs = [records[r] for r in g["run_id"] if r in records]
         datasets, metrics = _bench_holds(recs, g)
-        groups.append(Group(key, g.reset_index(drop=True), e.reset_index(drop=True), shared, _provenance(recs),
-                            datasets, metrics))  # fmt: skip
+        groups.append(
+            Group(key, g.reset_index(drop=True), e.reset_index(drop=True), shared, _provenance(recs), datasets, metrics)
+        )
     return groups
 
 

@@ -10,8 +10,13 @@ import click
 
 
 @click.command()
-@click.option("--baseline", type=click.Path(path_type=Path), default=Path("results/regression"), show_default=True,
-              help="folder holding plan.json and one <method>.json per method")  # fmt: skip
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    default=Path("results/regression"),
+    show_default=True,
+    help="folder holding plan.json and one <method>.json per method",
+)
 @click.option("--update", is_flag=True, help="rewrite the baseline from this code (deliberately)")
 @click.option("--methods", default=None, help="comma-separated methods (default: every registered method)")
 @click.option("--workdir", type=click.Path(path_type=Path), default=None, help="keep the rerun's records here")

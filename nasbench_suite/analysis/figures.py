@@ -62,8 +62,9 @@ def palette(runs: pd.DataFrame) -> dict[str, Any]:
         if len(labels) == 1:
             out[labels[0]] = base
             continue
-        shades = sns.blend_palette([sns.set_hls_values(base, l=0.75), base, sns.set_hls_values(base, l=0.25)],
-                                   len(labels))  # fmt: skip
+        shades = sns.blend_palette(
+            [sns.set_hls_values(base, l=0.75), base, sns.set_hls_values(base, l=0.25)], len(labels)
+        )
         out.update(zip(labels, shades))
     return out
 
@@ -71,8 +72,11 @@ def palette(runs: pd.DataFrame) -> dict[str, Any]:
 def linestyles(runs: pd.DataFrame) -> dict[str, str]:
     """A line style per label: solid for a method's first setting, then dashed, dash-dotted, dotted."""
     key = "label" if "label" in runs else "variant"
-    return {lab: LINESTYLES[i % len(LINESTYLES)] for labels in _labels_by_method(runs, key).values()
-            for i, lab in enumerate(labels)}  # fmt: skip
+    return {
+        lab: LINESTYLES[i % len(LINESTYLES)]
+        for labels in _labels_by_method(runs, key).values()
+        for i, lab in enumerate(labels)
+    }
 
 
 def _labels_by_method(runs: pd.DataFrame, key: str) -> dict[str, list[str]]:
@@ -88,8 +92,9 @@ def _labels(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(frame[col]))
 
 
-def _curve_labels(epochs: pd.DataFrame, colors: dict[str, Any] | None, styles: dict[str, str] | None
-                  ) -> tuple[str, dict[str, Any], dict[str, str], list[str]]:  # fmt: skip
+def _curve_labels(
+    epochs: pd.DataFrame, colors: dict[str, Any] | None, styles: dict[str, str] | None
+) -> tuple[str, dict[str, Any], dict[str, str], list[str]]:
     """What every curve figure starts from: the label column, the colours and line styles (the given ones or the
     frame's own), and the labels present in the table's row order (the palette's)."""
     key = "label" if "label" in epochs else "variant"
@@ -121,13 +126,21 @@ def clipped_artists(fig: Figure) -> list[str]:
     parts = [(f"legend {i}", lg.get_window_extent(renderer)) for i, lg in enumerate(fig.legends)]
     parts += [(f"text {t.get_text()!r:.40}", t.get_window_extent(renderer)) for t in fig.texts if t.get_text()]
     parts += [(f"axes {ax.get_title()!r:.40}", ax.get_tightbbox(renderer)) for ax in fig.axes]
-    return [name for name, ext in parts
-            if ext is not None and (ext.x0 < box.x0 - 1 or ext.y0 < box.y0 - 1 or ext.x1 > box.x1 + 1 or ext.y1 > box.y1 + 1)]
+    return [
+        name
+        for name, ext in parts
+        if ext is not None
+        and (ext.x0 < box.x0 - 1 or ext.y0 < box.y0 - 1 or ext.x1 > box.x1 + 1 or ext.y1 > box.y1 + 1)
+    ]
 
 
 # --- search curves -----------------------------------------------------------------------------------------------
-def search_curves(epochs: pd.DataFrame, datasets: list[str], colors: dict[str, Any] | None = None,
-                  styles: dict[str, str] | None = None) -> Figure:  # fmt: skip
+def search_curves(
+    epochs: pd.DataFrame,
+    datasets: list[str],
+    colors: dict[str, Any] | None = None,
+    styles: dict[str, str] | None = None,
+) -> Figure:
     """Benchmark test accuracy of the derived cell vs epoch: one axes per benchmark dataset, one line per label
     (mean over seeds) with a band from the lowest to the highest seed (a band that never leaves the data)."""
     key, colors, styles, labels = _curve_labels(epochs, colors, styles)
@@ -140,8 +153,16 @@ def search_curves(epochs: pd.DataFrame, datasets: list[str], colors: dict[str, A
             if stats.empty:
                 continue
             x = stats.index.to_numpy() + 1  # epochs are stored 0-based; plot "after epoch k"
-            ax.plot(x, stats["mean"], label=lab, color=colors[lab], ls=styles.get(lab, "-"), lw=1.8,
-                    marker="o" if len(x) < 15 else None, ms=3)  # fmt: skip
+            ax.plot(
+                x,
+                stats["mean"],
+                label=lab,
+                color=colors[lab],
+                ls=styles.get(lab, "-"),
+                lw=1.8,
+                marker="o" if len(x) < 15 else None,
+                ms=3,
+            )
             ax.fill_between(x, stats["min"], stats["max"], color=colors[lab], alpha=0.15, lw=0)
         ax.set_xlabel("search epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -163,8 +184,13 @@ def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mean, mean - half, mean + half
 
 
-def anytime_curves(epochs: pd.DataFrame, datasets: list[str], optima: dict[str, float] | None = None,
-                   colors: dict[str, Any] | None = None, styles: dict[str, str] | None = None) -> Figure:  # fmt: skip
+def anytime_curves(
+    epochs: pd.DataFrame,
+    datasets: list[str],
+    optima: dict[str, float] | None = None,
+    colors: dict[str, Any] | None = None,
+    styles: dict[str, str] | None = None,
+) -> Figure:
     """Test accuracy of the derived cell against cumulative wall-clock seconds of the run (log x), mean and 95%
     t-band over seeds; a second row with the regret to the benchmark optimum when ``optima`` gives it. Each seed is
     a step function (the last derived cell holds until the next), read on a common time grid where every seed of
@@ -183,15 +209,22 @@ def anytime_curves(epochs: pd.DataFrame, datasets: list[str], optima: dict[str, 
                 continue
             start, end = max(g["elapsed_s"].iloc[0] for g in seeds), max(g["elapsed_s"].iloc[-1] for g in seeds)
             grid = np.geomspace(max(start, 1e-3), max(end, start * 1.001, 1e-3), 60)
-            vals = np.vstack([g[col].to_numpy()[np.clip(np.searchsorted(g["elapsed_s"].to_numpy(), grid, "right") - 1,
-                                                        0, None)] for g in seeds])  # fmt: skip
-            for i, (sub, y) in enumerate(((vals, "acc"), ((optima or {}).get(ds, np.nan) - vals, "regret"))[:rows]):
+            vals = np.vstack(
+                [
+                    g[col].to_numpy()[np.clip(np.searchsorted(g["elapsed_s"].to_numpy(), grid, "right") - 1, 0, None)]
+                    for g in seeds
+                ]
+            )
+            for i, sub in enumerate((vals, (optima or {}).get(ds, np.nan) - vals)[:rows]):  # accuracy, then regret
                 mean, lo, hi = _band(sub)
                 lo, hi = np.clip(lo, 0, 100), np.clip(hi, 0, 100)  # (two seeds: a t-band far outside 0-100 %)
                 ax = axes[i][j]
-                ax.plot(grid, mean, color=colors[lab], ls=styles.get(lab, "-"), lw=1.6, label=lab, drawstyle="steps-post")
-                ax.fill_between(grid, lo, hi, color=colors[lab], alpha=0.15 if len(labels) <= 8 else 0.04, lw=0,
-                                step="post")  # (fainter with many labels: an ablation grid's bands hid the lines)
+                ax.plot(
+                    grid, mean, color=colors[lab], ls=styles.get(lab, "-"), lw=1.6, label=lab, drawstyle="steps-post"
+                )
+                ax.fill_between(
+                    grid, lo, hi, color=colors[lab], alpha=0.15 if len(labels) <= 8 else 0.04, lw=0, step="post"
+                )  # (fainter with many labels: an ablation grid's bands hid the lines)
         name = DATASET_NAMES.get(ds, ds)
         axes[0][j].set_ylabel(f"{name} test accuracy (%)")
         axes[0][j].set_title(f"derived cell on {name}")
@@ -210,7 +243,9 @@ def anytime_curves(epochs: pd.DataFrame, datasets: list[str], optima: dict[str, 
     return fig
 
 
-def loss_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None, styles: dict[str, str] | None = None) -> Figure:
+def loss_curves(
+    epochs: pd.DataFrame, colors: dict[str, Any] | None = None, styles: dict[str, str] | None = None
+) -> Figure:
     """Mean train and valid loss per epoch (mean over seeds, band lowest to highest seed), one axes each."""
     key, colors, styles, labels = _curve_labels(epochs, colors, styles)
     fig, axes = _figure(2, width=4.6)
@@ -242,8 +277,9 @@ def _seed_matrix(e: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
     return piv.columns.to_numpy() + 1, piv.to_numpy(dtype=float)
 
 
-def ranking_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None,
-                   styles: dict[str, str] | None = None) -> Figure | None:  # fmt: skip
+def ranking_curves(
+    epochs: pd.DataFrame, colors: dict[str, Any] | None = None, styles: dict[str, str] | None = None
+) -> Figure | None:
     """Supernet ranking quality vs epoch (Kendall tau, Spearman rho, top-10 overlap against the benchmark's test
     accuracy, see :mod:`nasbench_suite.ranking`): line = mean over seeds, band = lowest to highest seed.
     None when no run measured it."""
@@ -259,8 +295,9 @@ def ranking_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None,
                 continue
             x, vals = _seed_matrix(e, col)
             # band: lowest to highest seed (a t-band over two seeds spans the whole range and hides the means)
-            ax.plot(x, np.nanmean(vals, 0), color=colors[lab], ls=styles.get(lab, "-"), lw=1.6, label=lab, marker="o",
-                    ms=3)  # fmt: skip
+            ax.plot(
+                x, np.nanmean(vals, 0), color=colors[lab], ls=styles.get(lab, "-"), lw=1.6, label=lab, marker="o", ms=3
+            )
             ax.fill_between(x, np.nanmin(vals, 0), np.nanmax(vals, 0), color=colors[lab], alpha=0.08, lw=0)
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_ylim(bottom - 0.05, 1.05)
@@ -276,8 +313,9 @@ def ranking_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None,
     return fig
 
 
-def entropy_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None,
-                   styles: dict[str, str] | None = None) -> Figure | None:  # fmt: skip
+def entropy_curves(
+    epochs: pd.DataFrame, colors: dict[str, Any] | None = None, styles: dict[str, str] | None = None
+) -> Figure | None:
     """Mean per-edge entropy (nats) of each method's architecture distribution vs epoch; line = mean over seeds,
     band = lowest to highest seed; the uniform distribution's log 5 marked. None when no run recorded it."""
     if "arch_entropy" not in epochs or epochs["arch_entropy"].isna().all():
@@ -292,8 +330,9 @@ def entropy_curves(epochs: pd.DataFrame, colors: dict[str, Any] | None = None,
         ax.plot(x, stats["mean"], color=colors[lab], ls=styles.get(lab, "-"), lw=1.6, label=lab)
         ax.fill_between(x, stats["min"], stats["max"], color=colors[lab], alpha=0.12, lw=0)
     ax.axhline(np.log(len(OPS)), color="grey", lw=0.8, ls=":")
-    ax.annotate("uniform (log 5)", (1, np.log(len(OPS))), textcoords="offset points", xytext=(2, -10), fontsize=7,
-                color="grey")  # fmt: skip
+    ax.annotate(
+        "uniform (log 5)", (1, np.log(len(OPS))), textcoords="offset points", xytext=(2, -10), fontsize=7, color="grey"
+    )
     ax.set_ylim(bottom=0, top=np.log(len(OPS)) * 1.08)
     ax.set_xlabel("search epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -373,7 +412,14 @@ def op_distribution(runs: pd.DataFrame) -> Figure:
         bars = ax.barh(y, share, left=left, color=op_colors[op], label=op, edgecolor="white")
         for b, c, s in zip(bars, counts[op], share):
             if c and s >= 0.06:
-                ax.text(b.get_x() + b.get_width() / 2, b.get_y() + b.get_height() / 2, str(c), ha="center", va="center", fontsize=8)
+                ax.text(
+                    b.get_x() + b.get_width() / 2,
+                    b.get_y() + b.get_height() / 2,
+                    str(c),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                )
         left += share
     ax.set_yticks(y, [f"{lab} ({int(t)} edges)" for lab, t in zip(counts.index, counts.sum(axis=1))])
     ax.invert_yaxis()
@@ -453,13 +499,23 @@ def search_cost(runs: pd.DataFrame) -> Figure:
             continue
         t, s_ = total[sel] / div, search[sel].clip(upper=total[sel]) / div
         ax.bar(i, s_.mean(), color=colors[lab], label="search epochs" if i == 0 else None)
-        ax.bar(i, (t - s_).mean(), bottom=s_.mean(), color=colors[lab], alpha=0.45, hatch="//", edgecolor="white",
-               label="selection + queries" if i == 0 else None)  # fmt: skip
+        ax.bar(
+            i,
+            (t - s_).mean(),
+            bottom=s_.mean(),
+            color=colors[lab],
+            alpha=0.45,
+            hatch="//",
+            edgecolor="white",
+            label="selection + queries" if i == 0 else None,
+        )
         if len(t) > 1:
             ax.errorbar(i, t.mean(), yerr=[[t.mean() - t.min()], [t.max() - t.mean()]], color="black", capsize=4, lw=1)
         devices = ", ".join(sorted({str(d) for d in runs.loc[sel, "device"].dropna()})) or "unknown device"
         ax.annotate(devices, (i, t.max()), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
-    ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
+    ax.set_xticks(
+        range(len(labels)), labels, rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center"
+    )
     ax.set_ylabel(f"search wall time ({unit})")
     ax.set_xlabel("method (device above the bar)")
     ax.set_ylim(bottom=0)
@@ -471,8 +527,9 @@ def search_cost(runs: pd.DataFrame) -> Figure:
 
 
 # --- a group's figures, saving -----------------------------------------------------------------------------------
-def group_figures(group: Group, records: dict[str, dict[str, Any]], optima: dict[str, float] | None = None
-                  ) -> dict[str, Figure]:  # fmt: skip
+def group_figures(
+    group: Group, records: dict[str, dict[str, Any]], optima: dict[str, float] | None = None
+) -> dict[str, Figure]:
     """Every figure of a group, by name (``curves``, ``anytime`` (with regret rows when ``optima`` gives the
     benchmark's best test accuracy per dataset), ``losses``, ``ranking``/``entropy``/``dynamics`` (when the runs
     recorded ranking quality / architecture distributions), ``ops``, ``cost``; ``e2nas_gamma``/``e2nas_eps`` only when
@@ -485,8 +542,11 @@ def group_figures(group: Group, records: dict[str, dict[str, Any]], optima: dict
         figs["anytime"] = anytime_curves(group.epochs, datasets, optima, colors, styles)
     if not group.epochs.empty and group.epochs[["train_loss", "valid_loss"]].notna().any().any():
         figs["losses"] = loss_curves(group.epochs, colors, styles)
-    for name, fig in (("ranking", ranking_curves(group.epochs, colors, styles)),
-                      ("entropy", entropy_curves(group.epochs, colors, styles)), ("dynamics", arch_dynamics(group.epochs))):
+    for name, fig in (
+        ("ranking", ranking_curves(group.epochs, colors, styles)),
+        ("entropy", entropy_curves(group.epochs, colors, styles)),
+        ("dynamics", arch_dynamics(group.epochs)),
+    ):
         if fig is not None:
             figs[name] = fig
     figs["ops"] = op_distribution(group.runs)

@@ -21,9 +21,10 @@ import math
 import os
 import platform
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -40,8 +41,14 @@ DEFAULT_PLAN: dict[str, Any] = {
     # grad_clip 1.5: this configuration's weight-gradient norms are 1-2.2, so at the protocol's 5 clipping would
     # never act and a change to it (SETN clipping, DARTS' arch gradient in the clip norm) would go unseen
     # derive_every 1: every epoch's cell is compared (the quick preset derives the scored methods' cells every 4th)
-    "overrides": {"epochs": "2", "grad_clip": "1.5", "derive_every": "1", "dtype": "float64", "onednn": "false",
-                  "deterministic": "true"},
+    "overrides": {
+        "epochs": "2",
+        "grad_clip": "1.5",
+        "derive_every": "1",
+        "dtype": "float64",
+        "onednn": "false",
+        "deterministic": "true",
+    },
     "rtol": RTOL,
     "atol": ATOL,
     "threads": 1,
@@ -142,11 +149,17 @@ class RegressReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "baseline": str(self.baseline), "plan": self.plan, "checked": self.checked,
-            "diffs": [d.__dict__ for d in self.diffs], "not_in_baseline": self.not_in_baseline,
-            "not_registered": self.not_registered, "updated": self.updated, "errors": self.errors,
+            "ok": self.ok,
+            "baseline": str(self.baseline),
+            "plan": self.plan,
+            "checked": self.checked,
+            "diffs": [d.__dict__ for d in self.diffs],
+            "not_in_baseline": self.not_in_baseline,
+            "not_registered": self.not_registered,
+            "updated": self.updated,
+            "errors": self.errors,
             "machine": self.machine,
-        }  # fmt: skip
+        }
 
 
 def compact(record: dict[str, Any], epochs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -202,7 +215,9 @@ def run_plan(method: str, plan: dict[str, Any], results: Path) -> dict[str, Any]
     from ..runner import RunOptions, run_one
     from ..store import Store, read_metrics
 
-    spec = RunSpec(method, int(plan["seed"]), plan["protocol"], tuple(sorted((k, str(v)) for k, v in plan["overrides"].items())))
+    spec = RunSpec(
+        method, int(plan["seed"]), plan["protocol"], tuple(sorted((k, str(v)) for k, v in plan["overrides"].items()))
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(int(plan.get("threads", 1)))
     try:
@@ -245,7 +260,9 @@ def regress(
         if plan is not None:
             raise ConfigError("a regression plan can only be changed together with update=True (--update)")
         if not plan_path.exists():
-            raise StoreError(f"no regression baseline at {base} (no {PLAN_FILE}); create one with `nas-suite regress --update`")
+            raise StoreError(
+                f"no regression baseline at {base} (no {PLAN_FILE}); create one with `nas-suite regress --update`"
+            )
         plan = {**DEFAULT_PLAN, **_read_json(plan_path)}
     report = RegressReport(base, plan)
     stored = {p.stem for p in base.glob("*.json") if p.name != PLAN_FILE} if base.is_dir() else set()
@@ -268,7 +285,9 @@ def regress(
                 report.updated.append(m)
             else:
                 report.checked.append(m)
-                report.diffs += compare(m, _read_json(base / f"{m}.json"), got, float(plan["rtol"]), float(plan["atol"]))
+                report.diffs += compare(
+                    m, _read_json(base / f"{m}.json"), got, float(plan["rtol"]), float(plan["atol"])
+                )
     if update:
         atomic_write_json(plan_path, {**plan, MACHINE_KEY: report.machine})
         if not methods:

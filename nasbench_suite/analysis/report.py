@@ -72,7 +72,10 @@ def build_report(results: Path, benchmark=None, published: bool = True) -> Repor
 def _problems_md(problems: list[str]) -> str:
     if not problems:
         return ""
-    lines = [f"> **Warning: {len(problems)} problem(s) while loading the runs (an unreadable record is left out of the tables):**", ">"]
+    lines = [
+        f"> **Warning: {len(problems)} problem(s) while loading the runs (an unreadable record is left out of the tables):**",
+        ">",
+    ]
     lines += [f"> - {p}" for p in problems]
     return "\n".join(lines) + "\n\n"
 
@@ -112,8 +115,15 @@ def render_found_csv(rep: Report) -> str:
     for g in rep.groups:
         f = found_cells(g)
         k = g.key
-        frames.append(f.assign(search_dataset=k.dataset, protocol=k.protocol, benchmark=k.benchmark,
-                               benchmark_fingerprint=k.fingerprint, epochs=k.epochs))  # fmt: skip
+        frames.append(
+            f.assign(
+                search_dataset=k.dataset,
+                protocol=k.protocol,
+                benchmark=k.benchmark,
+                benchmark_fingerprint=k.fingerprint,
+                epochs=k.epochs,
+            )
+        )
     return pd.concat(frames, ignore_index=True).to_csv(index=False)
 
 
@@ -140,23 +150,44 @@ def report_dict(rep: Report) -> dict[str, Any]:
     """The report as plain data (NaN -> null)."""
     groups = []
     for g, t in zip(rep.groups, rep.tables):
-        groups.append({
-            "search_dataset": g.key.dataset, "protocol": g.key.protocol, "benchmark": g.key.benchmark,
-            "benchmark_fingerprint": g.key.fingerprint, "epochs": g.key.epochs,
-            "shared_overrides": g.shared_overrides, "notes": t.notes,
-            "rows": [
-                {"kind": r.kind, "label": r.label, "method": r.method, "source": r.source, "n": r.n,
-                 "values": {c: {"mean": m, "std": s, **(_run_stats(r, c) if r.kind == "run" else {})}
-                            for c, (m, s) in r.values.items()}}
-                for r in t.rows
-            ],
-            "found_cells": found_cells(g).to_dict(orient="records"),
-            "provenance": g.provenance,
-        })  # fmt: skip
-    return _clean({"results": str(rep.results), "created": rep.created, "problems": rep.problems,
-                   "std": "sample std over seeds, ddof=1", "ci95": "t-interval of the mean",
-                   "significance": "Welch two-sided vs the column's best run row, Holm-corrected; MWU exact beside it",
-                   "groups": groups})  # fmt: skip
+        groups.append(
+            {
+                "search_dataset": g.key.dataset,
+                "protocol": g.key.protocol,
+                "benchmark": g.key.benchmark,
+                "benchmark_fingerprint": g.key.fingerprint,
+                "epochs": g.key.epochs,
+                "shared_overrides": g.shared_overrides,
+                "notes": t.notes,
+                "rows": [
+                    {
+                        "kind": r.kind,
+                        "label": r.label,
+                        "method": r.method,
+                        "source": r.source,
+                        "n": r.n,
+                        "values": {
+                            c: {"mean": m, "std": s, **(_run_stats(r, c) if r.kind == "run" else {})}
+                            for c, (m, s) in r.values.items()
+                        },
+                    }
+                    for r in t.rows
+                ],
+                "found_cells": found_cells(g).to_dict(orient="records"),
+                "provenance": g.provenance,
+            }
+        )
+    return _clean(
+        {
+            "results": str(rep.results),
+            "created": rep.created,
+            "problems": rep.problems,
+            "std": "sample std over seeds, ddof=1",
+            "ci95": "t-interval of the mean",
+            "significance": "Welch two-sided vs the column's best run row, Holm-corrected; MWU exact beside it",
+            "groups": groups,
+        }
+    )
 
 
 def _run_stats(r, c: str) -> dict[str, Any]:
@@ -190,22 +221,22 @@ dl.prov dt{font-weight:bold;margin-top:.4em} dl.prov dd{margin-left:1.5em;font-s
 
 FIGURE_CAPTIONS = {
     "curves": "Benchmark test accuracy of the cell derived after each epoch; line = mean over seeds, band = lowest "
-              "to highest seed.",
+    "to highest seed.",
     "anytime": "Anytime performance: test accuracy of the current derived cell (and regret to the benchmark "
-               "optimum, when known) against the run's cumulative wall-clock seconds, log x; line = mean, band = 95% "
-               "t-interval over seeds (clipped to 0-100 %).",
+    "optimum, when known) against the run's cumulative wall-clock seconds, log x; line = mean, band = 95% "
+    "t-interval over seeds (clipped to 0-100 %).",
     "losses": "Mean weight-step (train) and arch-step (valid) loss per epoch; band = lowest to highest seed.",
     "ranking": "Supernet ranking quality: Kendall tau, Spearman rho and top-10 overlap between the supernet's "
-               "accuracies of a fixed sample of cells (the same for every run) and their benchmark test accuracy, "
-               "measured every rank_every epochs; line = mean over seeds, band = lowest to highest seed.",
+    "accuracies of a fixed sample of cells (the same for every run) and their benchmark test accuracy, "
+    "measured every rank_every epochs; line = mean over seeds, band = lowest to highest seed.",
     "entropy": "Search dynamics: mean per-edge entropy of each method's architecture distribution (softmax(alpha), "
-               "ENAS's controller, E2NAS's decoder P; RSPS is uniform); band = lowest to highest seed.",
+    "ENAS's controller, E2NAS's decoder P; RSPS is uniform); band = lowest to highest seed.",
     "dynamics": "Search dynamics: each op's probability on each edge after every epoch, for one seed per method.",
     "ops": "Operations on the 6 edges of the final cells, per method (counts annotated).",
     "e2nas_gamma": "E2NAS ablation: final test accuracy vs the gamma schedule; points = seeds, bar = mean.",
     "e2nas_eps": "E2NAS ablation: final test accuracy vs epsilon; points = seeds, bar = mean.",
     "cost": "Wall time per run, stacked: search epochs, then candidate selection and benchmark queries (mean over "
-            "seeds; whisker = lowest to highest seed's total), device above each bar.",
+    "seeds; whisker = lowest to highest seed's total), device above each bar.",
 }
 
 
@@ -217,12 +248,14 @@ def _table_html(t: Table) -> str:
     head = "".join(f"<th>{_e(column_title(c))}</th>" for c in t.columns)
     rows = []
     for r in t.rows:
-        tds = "".join(f'<td{" class=best" if bold else ""}>{_e(text)}</td>' for text, bold in cells(t, r))
+        tds = "".join(f"<td{' class=best' if bold else ''}>{_e(text)}</td>" for text, bold in cells(t, r))
         n = "–" if r.n is None else r.n
         rows.append(f'<tr class="{r.kind}"><td class=l>{_e(r.label)}</td><td>{n}</td>{tds}</tr>')
     notes = "".join(f"<li>{_e(n)}</li>" for n in t.notes)
-    return (f'<table class="main"><thead><tr><th class=l>Method</th><th>n</th>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table><ul class=notes>{notes}</ul>')  # fmt: skip
+    return (
+        f'<table class="main"><thead><tr><th class=l>Method</th><th>n</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table><ul class=notes>{notes}</ul>"
+    )
 
 
 def _found_html(g: Group) -> str:
@@ -232,9 +265,13 @@ def _found_html(g: Group) -> str:
     rows = []
     for _, r in df.iterrows():
         accs = "".join(f"<td>{NOT_IN_BENCH if pd.isna(r[c]) else f'{float(r[c]):.2f}'}</td>" for c in tests)
-        rows.append(f"<tr><td class=l>{_e(r['label'])}</td><td>{_e(r['seed'])}</td><td class=l><code>{_e(r['arch'])}</code></td>{accs}</tr>")
-    return (f"<table class=found><thead><tr><th class=l>Method</th><th>seed</th><th class=l>found cell</th>{head}</tr>"
-            f"</thead><tbody>{''.join(rows)}</tbody></table>")  # fmt: skip
+        rows.append(
+            f"<tr><td class=l>{_e(r['label'])}</td><td>{_e(r['seed'])}</td><td class=l><code>{_e(r['arch'])}</code></td>{accs}</tr>"
+        )
+    return (
+        f"<table class=found><thead><tr><th class=l>Method</th><th>seed</th><th class=l>found cell</th>{head}</tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _prov_html(g: Group) -> str:
@@ -256,15 +293,19 @@ def render_html(rep: Report, figures: dict[str, dict[str, str]] | None = None) -
     ]
     if rep.problems:
         items = "".join(f"<li>{_e(p)}</li>" for p in rep.problems)
-        parts.append(f"<div class=warn id=problems><h2>Warning: {len(rep.problems)} problem(s) while loading the runs</h2>"
-                     f"<p>An unreadable record is left out of the tables.</p><ul>{items}</ul></div>")  # fmt: skip
+        parts.append(
+            f"<div class=warn id=problems><h2>Warning: {len(rep.problems)} problem(s) while loading the runs</h2>"
+            f"<p>An unreadable record is left out of the tables.</p><ul>{items}</ul></div>"
+        )
     for g, t in zip(rep.groups, rep.tables):
         parts.append(f"<section id='{_e(g.key.slug)}'><h2>{_e(g.key.title)}</h2>")
         parts.append("<ul class=facts>" + "".join(f"<li>{_e(h)}</li>" for h in header_lines(t)) + "</ul>")
         parts.append(_table_html(t))
         for name, b64 in figures.get(g.key.slug, {}).items():
             cap = FIGURE_CAPTIONS.get(name, name)
-            parts.append(f"<figure><img alt='{_e(name)}' src='data:image/png;base64,{b64}'><figcaption>{_e(cap)}</figcaption></figure>")
+            parts.append(
+                f"<figure><img alt='{_e(name)}' src='data:image/png;base64,{b64}'><figcaption>{_e(cap)}</figcaption></figure>"
+            )
         parts.append("<h3>Found cells</h3>" + _found_html(g))
         parts.append("<h3>Provenance</h3>" + _prov_html(g) + "</section>")
     parts.append("</body></html>\n")

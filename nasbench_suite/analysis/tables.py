@@ -111,9 +111,15 @@ def _published_rows(df: pd.DataFrame, columns: list[str]) -> list[Row]:
                 if col in columns:
                     values[col] = (_float(r.get(f"{prefix}_{m}")), _float(r.get(f"{prefix}_{m}_std")))
         rows.append(
-            Row("published", f"{r['method']} (published: {r['source']})", int(r["n_runs"]), values,
-                method=str(r["method"]), source=str(r["source"]))
-        )  # fmt: skip
+            Row(
+                "published",
+                f"{r['method']} (published: {r['source']})",
+                int(r["n_runs"]),
+                values,
+                method=str(r["method"]),
+                source=str(r["source"]),
+            )
+        )
     return rows
 
 
@@ -131,11 +137,17 @@ def build_table(group: Group, benchmark=None, published: pd.DataFrame | None = N
     columns = group.table_columns
     agg = aggregate(group)
     rows = [
-        Row("run", r["label"], int(r["n"]), {c: (r[f"{c}_mean"], r[f"{c}_std"]) for c in columns}, method=r["method"],
+        Row(
+            "run",
+            r["label"],
+            int(r["n"]),
+            {c: (r[f"{c}_mean"], r[f"{c}_std"]) for c in columns},
+            method=r["method"],
             missing={c: int(r["n"]) - int(r[f"{c}_n"]) for c in group.bench_columns},  # (ranking: never "not in")
-            ci={c: (r[f"{c}_ci_lo"], r[f"{c}_ci_hi"]) for c in columns})
+            ci={c: (r[f"{c}_ci_lo"], r[f"{c}_ci_hi"]) for c in columns},
+        )
         for _, r in agg.iterrows()
-    ]  # fmt: skip
+    ]
     for c in columns:
         comp = compare_to_best({r["label"]: r[f"{c}_values"] for _, r in agg.iterrows()})
         for row in rows:
@@ -174,10 +186,13 @@ def build_table(group: Group, benchmark=None, published: pd.DataFrame | None = N
             "published rows are numbers reported by their source (NB201 protocol, CIFAR-10 search, 200-epoch "
             "benchmark results) with the source's own std convention; comparable only under the same protocol "
             "and benchmark"
-            + ("" if (group.key.dataset, group.key.protocol) == ("cifar10", "nb201") else
-               f"; these runs searched {group.key.dataset} under protocol {group.key.protocol}, so the search "
-               "data differs even where the benchmark numbers are the same kind")
-        )  # fmt: skip
+            + (
+                ""
+                if (group.key.dataset, group.key.protocol) == ("cifar10", "nb201")
+                else f"; these runs searched {group.key.dataset} under protocol {group.key.protocol}, so the search "
+                "data differs even where the benchmark numbers are the same kind"
+            )
+        )
     return Table(group, columns, rows, notes)
 
 
@@ -198,8 +213,9 @@ def group_warnings(group: Group) -> list[str]:
 
 
 # --- formatting --------------------------------------------------------------------------------------------------
-def format_value(mean: float, std: float, kind: str, missing: int = 0, ci: tuple[float, float] | None = None,
-                 mark: str = "") -> str:  # fmt: skip
+def format_value(
+    mean: float, std: float, kind: str, missing: int = 0, ci: tuple[float, float] | None = None, mark: str = ""
+) -> str:
     """``"mean ± std [lo, hi]"`` with two decimals (the interval when given and defined); a single number for the
     optimum and for published rows without a std.
 
@@ -263,8 +279,18 @@ def to_markdown(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def tex_escape(s: str) -> str:
@@ -281,8 +307,14 @@ def _tex_value(mean: float, std: float, kind: str, bold: bool, missing: int = 0,
     if kind == "optimum" or (kind == "published" and _nan(std)):
         return m
     interval = rf" {{\scriptsize[{ci[0]:.2f}, {ci[1]:.2f}]}}" if ci is not None and not _nan(ci[0]) else ""
-    return (m + r"$\pm$" + ("--" if _nan(std) else f"{std:.2f}") + interval + (r"$^\dagger$" if missing else "")
-            + (r"$^\ddagger$" if mark else ""))  # fmt: skip
+    return (
+        m
+        + r"$\pm$"
+        + ("--" if _nan(std) else f"{std:.2f}")
+        + interval
+        + (r"$^\dagger$" if missing else "")
+        + (r"$^\ddagger$" if mark else "")
+    )
 
 
 def to_latex(table: Table) -> str:
@@ -308,8 +340,17 @@ def to_latex(table: Table) -> str:
         if prev is not None and row.kind != prev:
             lines.append(r"\midrule")
         prev = row.kind
-        vals = [_tex_value(*row.values.get(c, (math.nan, math.nan)), row.kind, b, row.missing.get(c, 0), row.ci.get(c),
-                           text.endswith(SEP_MARK)) for c, (text, b) in zip(table.columns, cells(table, row))]  # fmt: skip
+        vals = [
+            _tex_value(
+                *row.values.get(c, (math.nan, math.nan)),
+                row.kind,
+                b,
+                row.missing.get(c, 0),
+                row.ci.get(c),
+                text.endswith(SEP_MARK),
+            )
+            for c, (text, b) in zip(table.columns, cells(table, row))
+        ]
         n = "--" if row.n is None else str(row.n)
         lines.append(" & ".join([tex_escape(row.label), n, *vals]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
@@ -322,10 +363,17 @@ def to_frame(table: Table) -> pd.DataFrame:
     recs = []
     for row in table.rows:
         rec: dict[str, Any] = {
-            "search_dataset": k.dataset, "protocol": k.protocol, "benchmark": k.benchmark,
-            "benchmark_fingerprint": k.fingerprint, "epochs": k.epochs,
-            "kind": row.kind, "label": row.label, "method": row.method, "source": row.source, "n": row.n,
-        }  # fmt: skip
+            "search_dataset": k.dataset,
+            "protocol": k.protocol,
+            "benchmark": k.benchmark,
+            "benchmark_fingerprint": k.fingerprint,
+            "epochs": k.epochs,
+            "kind": row.kind,
+            "label": row.label,
+            "method": row.method,
+            "source": row.source,
+            "n": row.n,
+        }
         for c in table.columns:
             mean, std = row.values.get(c, (math.nan, math.nan))
             rec[f"{c}_mean"] = mean
@@ -361,5 +409,7 @@ def found_cells_markdown(group: Group) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---", "---:", ":---"] + ["---:"] * len(tests)) + "|"]
     for _, r in df.iterrows():
         accs = [NOT_IN_BENCH if _nan(_float(r[c])) else f"{float(r[c]):.2f}" for c in tests]
-        lines.append("| " + " | ".join([_md_escape(r["label"]), str(r["seed"]), f"`{_md_escape(r['arch'])}`", *accs]) + " |")
+        lines.append(
+            "| " + " | ".join([_md_escape(r["label"]), str(r["seed"]), f"`{_md_escape(r['arch'])}`", *accs]) + " |"
+        )
     return "\n".join(lines) + "\n"

@@ -10,9 +10,10 @@ import functools
 import hashlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO
 
 from ..data.pickles import NUMPY_ARRAY_GLOBALS, unlisted_global
 from ..errors import BenchmarkError
@@ -32,8 +33,10 @@ FINGERPRINT_BYTES = 1 << 20
 #: rebuilders), and nothing that can run code. Anything else in a benchmark file is refused before it is unpickled.
 BENCHMARK_PICKLE_GLOBALS = NUMPY_ARRAY_GLOBALS | frozenset(
     {("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter")}
-    | {("torch", f"{kind}Storage") for kind in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char",
-                                                "Byte", "Bool")}  # fmt: skip
+    | {
+        ("torch", f"{kind}Storage")
+        for kind in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")
+    }
 )
 
 
@@ -133,7 +136,6 @@ class Benchmark(ABC):
     @abstractmethod
     def fingerprint(self) -> str:
         """A short content hash identifying the benchmark file(s); cheap to compute."""
-
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.provenance})"

@@ -17,14 +17,14 @@ Runs stored before this table existed name the previous embedded benchmark (Anal
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from ..errors import BenchmarkError
 from ..space import NUM_CELLS, Cell
-from .base import ALL_DATASETS, BenchResult, Benchmark, file_fingerprint
+from .base import ALL_DATASETS, Benchmark, BenchResult, file_fingerprint
 
 DATA_FILE = Path(__file__).with_name("nb201_test_accuracy.npz")
 #: accuracy (%) x SCALE is an exact integer for every value of the source (four decimals)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import bz2
 import pickle
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import BenchmarkError
 from ..space import NUM_CELLS, Cell
-from .base import BenchResult, Benchmark, check_benchmark_pickle, file_fingerprint
+from .base import Benchmark, BenchResult, check_benchmark_pickle, file_fingerprint
 from .protocol import HP, IS_RANDOM, QUERIES, official_index, query_api
 
 META_FILE = "meta.pickle.pbz2"
@@ -126,4 +126,3 @@ class NatsBenchmark(Benchmark):
                 if not loaded_before:
                     api.arch2infos_dict.pop(index, None)
                     api.evaluated_indexes.discard(index)
-

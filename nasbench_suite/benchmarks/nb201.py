@@ -5,12 +5,12 @@ from __future__ import annotations
 import pickle
 import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import BenchmarkError
 from ..space import Cell
-from .base import BenchResult, Benchmark, check_benchmark_pickle, file_fingerprint
+from .base import Benchmark, BenchResult, check_benchmark_pickle, file_fingerprint
 from .protocol import HP, IS_RANDOM, datasets_answerable, official_index, query_api
 
 REQUIRED_KEYS = ("meta_archs", "arch2infos", "evaluated_indexes")
@@ -25,7 +25,7 @@ class _NoCopyDict(dict):
     peak memory; the dict is ours, freshly loaded and dropped after construction, so sharing it is safe.
     """
 
-    def __deepcopy__(self, memo: dict) -> "_NoCopyDict":
+    def __deepcopy__(self, memo: dict) -> _NoCopyDict:
         return self
 
 
@@ -74,11 +74,14 @@ def load_nb201_dict(path: Path) -> dict:
     with open(path, "rb") as f:
         head = f.read(2)
     if head != b"PK" and head[:1] != b"\x80":
-        raise BenchmarkError(f"{path} is not a PyTorch .pth file (expected an NAS-Bench-201 file such as "
-                             "NAS-Bench-201-v1_1-096897.pth)")
+        raise BenchmarkError(
+            f"{path} is not a PyTorch .pth file (expected an NAS-Bench-201 file such as NAS-Bench-201-v1_1-096897.pth)"
+        )
     if size > LARGE_FILE_BYTES:
-        msg = (f"loading {path.name} ({size / 1024**3:.1f} GB): the full NAS-Bench-201 file needs about 28 GB "
-               "of RAM (v1_1); a NATS-Bench '-simple' folder answers the same queries one cell at a time")
+        msg = (
+            f"loading {path.name} ({size / 1024**3:.1f} GB): the full NAS-Bench-201 file needs about 28 GB "
+            "of RAM (v1_1); a NATS-Bench '-simple' folder answers the same queries one cell at a time"
+        )
         # UserWarning, not ResourceWarning: the latter is hidden by Python's default filters.
         warnings.warn(msg, UserWarning, stacklevel=3)
     _check_pth_pickles(path, head)
@@ -146,8 +149,9 @@ class NB201Benchmark(Benchmark):
 
     def _query_index(self, index: int, dataset: str) -> BenchResult:
         if index not in self._api.arch2infos_dict:
-            raise BenchmarkError(f"{self._where}: official index {index} ({self._api.meta_archs[index]}) "
-                                 "was not evaluated in this file")
+            raise BenchmarkError(
+                f"{self._where}: official index {index} ({self._api.meta_archs[index]}) was not evaluated in this file"
+            )
         return query_api(self._api, index, dataset, self._where)
 
     def _query_uncached(self, cell: Cell, dataset: str) -> BenchResult:

@@ -7,8 +7,9 @@ call passes them explicitly.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import BenchmarkError
 from ..space import Cell

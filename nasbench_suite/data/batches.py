@@ -12,7 +12,8 @@ Every random number (epoch permutations, crop offsets, flips) comes from the str
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,7 +94,7 @@ class BatchStream:
         self._epoch = -1
 
     @classmethod
-    def from_part(cls, part: DataPart, dataset: ImageDataset, **kwargs: Any) -> "BatchStream":
+    def from_part(cls, part: DataPart, dataset: ImageDataset, **kwargs: Any) -> BatchStream:
         """A stream over a search-split part, with the dataset's mean, std and crop padding."""
         return cls(part.images, part.labels, mean=dataset.mean, std=dataset.std, pad=dataset.pad, **kwargs)
 
@@ -115,7 +116,7 @@ class BatchStream:
         return self._epoch
 
     # -- iteration ----------------------------------------------------------------------------------------------
-    def __iter__(self) -> "BatchStream":
+    def __iter__(self) -> BatchStream:
         return self
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,8 +194,9 @@ class BatchStream:
             raise ConfigError(f"cannot resume a batch stream with different settings ({detail})")
         perm = state["perm"]
         if perm is not None and (perm.shape != (self.num_samples,) or perm.dtype != torch.int64):
-            raise ConfigError(f"saved batch stream permutation has shape {tuple(perm.shape)}, expected "
-                              f"({self.num_samples},) int64")
+            raise ConfigError(
+                f"saved batch stream permutation has shape {tuple(perm.shape)}, expected ({self.num_samples},) int64"
+            )
         self._gen.set_state(state["generator"].clone())
         self._perm = None if perm is None else perm.clone().cpu()
         self._pos = int(state["pos"])

@@ -16,8 +16,9 @@ from __future__ import annotations
 import io
 import pickle
 import pickletools
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -102,8 +103,9 @@ def batch_arrays(
 
 
 # Opcodes that push one str and nothing else: what STACK_GLOBAL's two operands must come from to be read statically.
-_STRING_PUSH = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
-                          "SHORT_BINSTRING"})  # fmt: skip
+_STRING_PUSH = frozenset(
+    {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
+)
 _MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"})
 

@@ -14,9 +14,9 @@ Folder layouts (``data_root`` may be the parent folder or the batch folder itsel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -171,9 +171,7 @@ def load_cifar100(data_root: str | Path | None) -> ImageDataset:
     """CIFAR-100 (fine labels) from the python-pickle files (``cifar-100-python``) under ``data_root``."""
     layout = "cifar-100-python/ with train and test (python-pickle CIFAR-100)"
     folder = _batch_folder(data_root, "cifar100", "cifar-100-python", layout)
-    expected = (
-        f"a CIFAR-100 file: a pickled dict with b'data' (N x 3072 uint8) and b'fine_labels' 0..99, in {layout}"
-    )
+    expected = f"a CIFAR-100 file: a pickled dict with b'data' (N x 3072 uint8) and b'fine_labels' 0..99, in {layout}"
     train_x, train_y = _read_cifar(folder, ["train"], "fine_labels", 100, expected)
     test_x, test_y = _read_cifar(folder, ["test"], "fine_labels", 100, expected)
     return ImageDataset("cifar100", train_x, train_y, test_x, test_y, 100, CIFAR100_MEAN, CIFAR100_STD, pad=4)

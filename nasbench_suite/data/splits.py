@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -66,7 +66,7 @@ def convert_official_splits(folder: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def official_split(name: str) -> tuple[np.ndarray, np.ndarray] | None:
     """The official (first, second) index halves of dataset ``name`` (sorted), or None if it has none."""
     if name not in OFFICIAL_SPLIT_FILES:
