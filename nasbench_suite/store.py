@@ -204,13 +204,10 @@ class LoadedRuns:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+#: the columns that say which run a row belongs to, first in both frames
+KEY_COLUMNS = ["run_id", "method", "variant", "seed", "protocol", "dataset"]
 RUN_COLUMNS = [
-    "run_id",
-    "method",
-    "variant",
-    "seed",
-    "protocol",
-    "dataset",
+    *KEY_COLUMNS,
     "epochs",
     "arch",
     "status",
@@ -225,12 +222,7 @@ RUN_COLUMNS = [
     *(f"{ds}_{k}" for ds in BENCH_DATASETS for k in ("valid", "test")),
 ]
 EPOCH_COLUMNS = [
-    "run_id",
-    "method",
-    "variant",
-    "seed",
-    "protocol",
-    "dataset",
+    *KEY_COLUMNS,
     "epoch",
     "arch",
     "train_loss",
