@@ -516,7 +516,6 @@ def test_cuda_batches_equal_cpu_batches():
 
 
 # -- official NB201 splits (issue 11, item 3) -----------------------------------------------------------------------
-SHARED_SPLITS = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "nb201-splits"
 
 
 def test_shipped_splits_equal_the_official_files():
@@ -525,9 +524,9 @@ def test_shipped_splits_equal_the_official_files():
 
     from nasbench_suite.data.splits import SPLITS_FILE, convert_official_splits
 
-    if not SHARED_SPLITS.is_dir():
-        pytest.skip("../shared/reference/nb201-splits/ not present")
-    expected = convert_official_splits(SHARED_SPLITS)
+    from .conftest import require_shared
+
+    expected = convert_official_splits(require_shared("reference/nb201-splits"))  # under CI=true: a failure
     with resources.files("nasbench_suite.data").joinpath(SPLITS_FILE).open("rb") as f:
         shipped = dict(np.load(f))
     assert sorted(shipped) == sorted(expected)
