@@ -46,6 +46,21 @@ class AlphaMethod(OneShotMethod):
         self.a_optimizer.step()
 
 
+    @staticmethod
+    def group_arch_update(members: list[AlphaMethod], losses: torch.Tensor) -> None:
+        """:meth:`arch_update` of every member from its seed's loss in ``losses`` (K,): one backward (seed k's
+        alpha only reaches loss k), then each member's own Adam step."""
+        grads = torch.autograd.grad(losses.sum(), [m.alpha for m in members])
+        for m, grad in zip(members, grads):
+            m.alpha.grad = grad
+            m.a_optimizer.step()
+
+    @staticmethod
+    def group_softmax(members: list[AlphaMethod]) -> torch.Tensor:
+        """(K, 6, 5): softmax(alpha) of every member."""
+        return torch.stack([torch.softmax(m.alpha, -1) for m in members])
+
+
 class KeepArchGradMixin:
     """The reference's weight step leaves the arch gradient of the last arch step in place (its
     ``w_optimizer.zero_grad()`` does not touch alpha), so that gradient plus this backward's enters the clip norm.
@@ -53,6 +68,11 @@ class KeepArchGradMixin:
 
     def weight_step_keep_arch_grad(self, loss: torch.Tensor) -> None:
         self.ctx.weight_step(loss, also_clip=(self.alpha,), keep_also_clip_grads=True)
+
+    @staticmethod
+    def group_weight_step_keep_arch_grad(group, losses: torch.Tensor) -> None:
+        """:meth:`weight_step_keep_arch_grad` of every seed at once (each seed's alpha gradient in its clip norm)."""
+        group.weight_step(losses, also_clip=[(m.alpha,) for m in group.members], keep_also_clip_grads=True)
 
     def state_dict(self):
         state = super().state_dict()

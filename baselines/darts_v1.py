@@ -27,3 +27,14 @@ class DartsV1(KeepArchGradMixin, AlphaMethod):
         arch_loss, arch_acc = ce_and_acc(net.forward_mixture(xv, torch.softmax(self.alpha, -1)), yv)
         self.arch_update(arch_loss)
         return {"train_loss": loss.item(), "train_acc": acc, "valid_loss": arch_loss.item(), "valid_acc": arch_acc}
+
+    @classmethod
+    def group_step(cls, group, train_batch, valid_batch, epoch, step):
+        net, members = group.net, group.members
+        x, y = train_batch
+        loss, acc = group.ce_and_acc(net.forward_mixture(x, cls.group_softmax(members)), y)
+        cls.group_weight_step_keep_arch_grad(group, loss)
+        xv, yv = valid_batch
+        arch_loss, arch_acc = group.ce_and_acc(net.forward_mixture(xv, cls.group_softmax(members)), yv)
+        cls.group_arch_update(members, arch_loss)
+        return group.logs(train_loss=loss, train_acc=acc, valid_loss=arch_loss, valid_acc=arch_acc)

@@ -183,6 +183,24 @@ class OneShotMethod(ABC):
     def derive(self, epoch: int) -> Cell:
         """The method's current discrete answer (may score candidates on ``ctx.selection_batches(epoch)``)."""
 
+    # -- vectorized seeds (optional; nasbench_suite.seedgroup) ---------------------------------------------------
+    @classmethod
+    def vectorize_reason(cls, hparams: Any) -> str:
+        """Why K seeds of this method under ``hparams`` cannot run as one vectorized search; "" = they can (the
+        class defines :meth:`group_step`). Shown by ``nas-suite methods``."""
+        if cls.group_step.__func__ is OneShotMethod.group_step.__func__:
+            return "no group_step: its seeds run one by one"
+        return ""
+
+    @classmethod
+    def group_step(cls, group: Any, train_batch: Batch, valid_batch: Batch, epoch: int, step: int) -> list[dict]:
+        """K seeds' :meth:`search_step` at once, one log dict per seed. ``group``: a
+        :class:`nasbench_suite.seedgroup.SeedGroup` (``group.members`` are the K method objects, ``group.net`` the
+        stacked supernet); the batches are stacked per seed, ``x`` (K, B, ...), ``y`` (K, B). Each seed's result must
+        be its own :meth:`search_step`'s: same random draws (from its ``ctx.rng`` and, inside ``group.rng(k)``,
+        torch's), same arithmetic."""
+        raise NotImplementedError(f"{cls.name} has no vectorized step")
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly (arch parameters, optimiser states, method-side buffers)."""
         return {}

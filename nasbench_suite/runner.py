@@ -246,6 +246,10 @@ class Run:
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
         self._progress: ProgressFn | None = None  # set by execute; receives step, epoch and select events
         self._rank_sample: tuple[str, list, list] | None = None  # (truth dataset, cells, test accuracies)
+        #: how many seeds' searches ran as one vectorized search with this one (1: alone); set by the group runner
+        self.vectorized_seeds = 1
+        #: the RNG state the run starts its first epoch from (a group builds all its runs first: seedgroup.py)
+        self._initial_rng = _rng_snapshot()
 
     def numerics(self):
         """The protocol's numerics (dtype, oneDNN, determinism) as a context: entered while the run is built and
@@ -367,34 +371,50 @@ class Run:
 
     def _run_epoch(self, epoch: int) -> dict[str, Any]:
         t0 = time.perf_counter()
+        self.begin_epoch(epoch)
+        sums: dict[str, float] = {}
+        for step in range(self.steps_per_epoch):
+            train_batch, valid_batch = self.next_batches()
+            self.add_step(sums, self.method.search_step(train_batch, valid_batch, epoch, step), epoch, step)
+        self.method.end_epoch(epoch)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return self.finish_epoch(epoch, sums, time.perf_counter() - t0)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Train mode, the epoch's learning rate, the method's per-epoch schedules."""
         self.supernet.train()
         for group in self.w_optimizer.param_groups:
             group["lr"] = self.protocol.lr_at(epoch)
         self.method.begin_epoch(epoch)
-        sums: dict[str, float] = {}
-        for step in range(self.steps_per_epoch):
-            train_batch = next(self.train_stream)
-            valid_batch = self.valid_stream.draw(len(train_batch[1]))
-            out = self.method.search_step(train_batch, valid_batch, epoch, step)
-            for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            if self._progress:
-                loss = sums.get("train_loss")
-                self._progress(
-                    {
-                        "kind": "step",
-                        "run_id": self.run_id,
-                        "epoch": epoch + 1,
-                        "epochs": self.protocol.epochs,
-                        "step": step + 1,
-                        "steps": self.steps_per_epoch,
-                        "loss": None if loss is None else loss / (step + 1),
-                    }
-                )
-        self.method.end_epoch(epoch)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        search_s = time.perf_counter() - t0
+
+    def next_batches(self):
+        """The step's train batch and, for each of its images, one validation image drawn with replacement."""
+        train_batch = next(self.train_stream)
+        return train_batch, self.valid_stream.draw(len(train_batch[1]))
+
+    def add_step(self, sums: dict[str, float], out: dict[str, float], epoch: int, step: int) -> None:
+        """Add a step's logged scalars to the epoch's sums and report the step."""
+        for k, v in out.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+        if self._progress:
+            loss = sums.get("train_loss")
+            self._progress(
+                {
+                    "kind": "step",
+                    "run_id": self.run_id,
+                    "epoch": epoch + 1,
+                    "epochs": self.protocol.epochs,
+                    "step": step + 1,
+                    "steps": self.steps_per_epoch,
+                    "loss": None if loss is None else loss / (step + 1),
+                }
+            )
+
+    def finish_epoch(self, epoch: int, sums: dict[str, float], search_s: float) -> dict[str, Any]:
+        """The epoch's metrics line after its ``search_s`` seconds of search: mean step scalars, the architecture
+        distribution, ranking quality and the derived cell when due (their time: ``wall_s``, ranking excluded)."""
+        t0 = time.perf_counter()
         line = {k: v / self.steps_per_epoch for k, v in sums.items()}
         line.update(epoch=epoch, lr=self.protocol.lr_at(epoch), search_s=search_s)
         with torch.no_grad():  # search dynamics: the method's architecture distribution (logging only)
@@ -408,7 +428,8 @@ class Run:
             line.update(arch=cell.arch_str, bench=self._bench(cell))
         else:  # derivation is logging only (it never changes the search): skipped between derive_every epochs
             line.update(arch=None, bench={})
-        line["wall_s"] = time.perf_counter() - t0 - rank_s  # a measurement, not the method's cost: kept out
+        # a measurement, not the method's cost: ranking is kept out
+        line["wall_s"] = search_s + time.perf_counter() - t0 - rank_s
         return line
 
     def ranks_at(self, epoch: int) -> bool:
@@ -454,28 +475,40 @@ class Run:
 
         ``stop_after=k`` stops after epoch k's checkpoint as if the process had been killed there (returns None).
         """
-        self.store.ensure_writable()
-        self._progress = progress
-        resumed = self.try_resume()
+        resumed = self.start(progress)
         for epoch in range(len(self.epochs_done), self.protocol.epochs):
             if stop_after is not None and epoch >= stop_after:
                 return None
-            line = self.run_epoch(epoch)
-            self.epochs_done.append(line)
-            self.elapsed += line["wall_s"]
-            self.store.write_metrics(self.run_id, self.epochs_done)
-            self.save_checkpoint()
-            if progress:
-                progress(
-                    {
-                        "kind": "epoch",
-                        "run_id": self.run_id,
-                        "epoch": epoch + 1,
-                        "epochs": self.protocol.epochs,
-                        "steps": self.steps_per_epoch,
-                        "line": line,
-                    }
-                )
+            self.end_epoch(self.run_epoch(epoch))
+        return self.finish(resumed)
+
+    def start(self, progress: ProgressFn | None = None) -> bool:
+        """Before the first epoch of this session: check the store, resume from the checkpoint if there is a usable
+        one (returns whether it did)."""
+        self.store.ensure_writable()
+        self._progress = progress
+        return self.try_resume()
+
+    def end_epoch(self, line: dict[str, Any]) -> None:
+        """Keep an epoch's line: metrics file, checkpoint, progress event."""
+        self.epochs_done.append(line)
+        self.elapsed += line["wall_s"]
+        self.store.write_metrics(self.run_id, self.epochs_done)
+        self.save_checkpoint()
+        if self._progress:
+            self._progress(
+                {
+                    "kind": "epoch",
+                    "run_id": self.run_id,
+                    "epoch": line["epoch"] + 1,
+                    "epochs": self.protocol.epochs,
+                    "steps": self.steps_per_epoch,
+                    "line": line,
+                }
+            )
+
+    def finish(self, resumed: bool) -> dict[str, Any]:
+        """Write the record (and drop the checkpoint unless kept); returns the record."""
         record = self.build_record(resumed)
         self.store.write_record(record)
         if not self.options.keep_checkpoint:
@@ -530,6 +563,9 @@ class Run:
                 "per_epoch_s": [e["wall_s"] for e in self.epochs_done],
                 "steps_per_epoch": self.steps_per_epoch,
                 "resumed": resumed,
+                # the execution note: K > 1 = this seed's search ran as one of K in a vectorized search
+                # (nasbench_suite.seedgroup); the numbers are this seed's own either way
+                "vectorized_seeds": self.vectorized_seeds,
             },
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

@@ -29,7 +29,7 @@ def masked_sgd_step(
     """One step of ``optimizer`` (a ``torch.optim.SGD``, dampening 0) as the reference's per-op SGD takes it.
 
     ``row_masks``: parameter -> bool mask over its first dimension (the rows whose reference parameter has a
-    gradient); ``skip``: parameters none of whose rows has one (:meth:`Supernet.sgd_row_masks`). Every other
+    gradient), or over its first two for a stacked parameter (seed, row: :class:`nasbench_suite.stacked.StackedSupernet`); ``skip``: parameters none of whose rows has one (:meth:`Supernet.sgd_row_masks`). Every other
     parameter has one in the reference: the stem, the ResNet blocks, the final BN and the classifier are in the graph
     of every forward, even where our forward cuts them off (a cell whose output node has only ``none`` inputs: the
     reference's ``Zero`` multiplies by 0 and keeps the graph), so a missing gradient counts as zeros, and SGD still
@@ -48,7 +48,8 @@ def masked_sgd_step(
                 state = optimizer.state[p]
                 mask = row_masks.get(p)
                 grad = p.grad if p.grad is not None else torch.zeros_like(p)
-                m = None if mask is None else mask.view(-1, *([1] * (p.dim() - 1))).to(p.dtype)
+                # a mask covers the leading dimension(s): rows (1-D), or (seed, row) of a stacked parameter
+                m = None if mask is None else mask.view(*mask.shape, *([1] * (p.dim() - mask.dim()))).to(p.dtype)
                 d_p = grad.add(p, alpha=wd) if wd != 0 else grad
                 if momentum != 0:
                     buf = state.get("momentum_buffer")
