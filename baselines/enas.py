@@ -156,6 +156,19 @@ class ENAS(OneShotMethod):
         self.ctx.weight_step(loss)
         return {"train_loss": loss.item(), "train_acc": acc}
 
+    @classmethod
+    def group_step(cls, group, train_batch, valid_batch, epoch, step):
+        """The shared-weight steps of every seed at once (each controller samples from its seed's torch stream); the
+        controller phase (:meth:`end_epoch`) runs per seed after the epoch's steps, as in a single run."""
+        cells = []
+        for k, m in enumerate(group.members):
+            with group.rng(k), torch.no_grad():
+                cells.append(Cell(tuple(m.controller()[2])))
+        x, y = train_batch
+        loss, acc = group.ce_and_acc(group.net.forward_cells(x, cells), y)
+        group.weight_step(loss)
+        return group.logs(train_loss=loss, train_acc=acc)
+
     def reinforce_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         """One controller sample's REINFORCE loss (not yet divided by the aggregate); returns (loss, b, acc)."""
         log_prob, entropy, arch = self.controller()

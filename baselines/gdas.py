@@ -70,3 +70,24 @@ class GDAS(KeepArchGradMixin, AlphaMethod):
             "valid_acc": arch_acc,
             "tau": self.tau,
         }
+
+    @classmethod
+    def group_step(cls, group, train_batch, valid_batch, epoch, step):
+        members = group.members
+
+        def forward(x):
+            draws = []
+            for k, m in enumerate(members):
+                with group.rng(k):  # each seed's Gumbel noise from its own stream, in its single run's order
+                    draws.append(gumbel_hard_weights(m.alpha, m.tau))
+            hard = torch.stack([d[0] for d in draws])
+            return group.net.forward_hard(x, hard, torch.stack([d[1] for d in draws]))
+
+        x, y = train_batch
+        loss, acc = group.ce_and_acc(forward(x), y)
+        cls.group_weight_step_keep_arch_grad(group, loss)
+        xv, yv = valid_batch
+        arch_loss, arch_acc = group.ce_and_acc(forward(xv), yv)
+        cls.group_arch_update(members, arch_loss)
+        taus = [m.tau for m in members]
+        return group.logs(train_loss=loss, train_acc=acc, valid_loss=arch_loss, valid_acc=arch_acc, tau=taus)

@@ -38,6 +38,14 @@ class RSPS(WeightSamplingMixin, OneShotMethod):
         self.ctx.weight_step(loss)
         return {"train_loss": loss.item(), "train_acc": acc}
 
+    @classmethod
+    def group_step(cls, group, train_batch, valid_batch, epoch, step):
+        x, y = train_batch
+        cells = [m.sample_weight_cells() for m in group.members]  # each from its seed's ctx.rng
+        loss, acc = group.ce_and_acc(group.net.forward_cells(x, cells), y)
+        group.weight_step(loss)
+        return group.logs(train_loss=loss, train_acc=acc)
+
     def arch_distribution(self):
         return np.full((NUM_EDGES, NUM_OPS), 1.0 / NUM_OPS)  # RSPS samples every op of every edge uniformly
 

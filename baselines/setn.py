@@ -92,6 +92,17 @@ class SETN(WeightSamplingMixin, AlphaMethod):
         self.arch_update(arch_loss)
         return {"train_loss": loss.item(), "train_acc": acc, "valid_loss": arch_loss.item(), "valid_acc": arch_acc}
 
+    @classmethod
+    def group_step(cls, group, train_batch, valid_batch, epoch, step):
+        net, members = group.net, group.members
+        x, y = train_batch
+        loss, acc = group.ce_and_acc(net.forward_cells(x, [m.sample_weight_cells() for m in members]), y)
+        group.weight_step(loss, clip=members[0].hparams.clip_weight_grads)
+        xv, yv = valid_batch
+        arch_loss, arch_acc = group.ce_and_acc(net.forward_mixture(xv, cls.group_softmax(members)), yv)
+        cls.group_arch_update(members, arch_loss)
+        return group.logs(train_loss=loss, train_acc=acc, valid_loss=arch_loss, valid_acc=arch_acc)
+
     def derive(self, epoch: int) -> Cell:
         cells = top_cells_by_log_prob(self.alpha, self.ctx.protocol.select_candidates)
         return self.best_of(cells, epoch)
