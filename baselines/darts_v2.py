@@ -107,3 +107,71 @@ class DartsV2(KeepArchGradMixin, AlphaMethod):
             loss, acc = ce_and_acc(net.forward_mixture(x, torch.softmax(self.alpha, -1)), y)
             self.weight_step_keep_arch_grad(loss)
         return {"train_loss": loss.item(), "train_acc": acc, "valid_loss": arch_loss.item(), "valid_acc": arch_acc}
+
+    @classmethod
+    def group_unrolled_arch_grad(cls, group, train_batch, valid_batch):
+        """:meth:`unrolled_arch_grad` of every seed at once: (grads per member, valid losses (K,), accuracies (K,)).
+        Per seed as alone: its own virtual step, its own R = unrolled_r / ||v_k||, its own finite difference."""
+        net, members, opt, K = group.net, group.members, group.w_optimizer, group.K
+        alphas = [m.alpha for m in members]
+        pg = opt.param_groups[0]
+        lr, wd, momentum = pg["lr"], pg["weight_decay"], pg["momentum"]
+        weights = list(net.parameters())
+        x, y = train_batch
+        xv, yv = valid_batch
+
+        def per_seed(t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # (K,) -> broadcastable to t
+            return v.view(K, *([1] * (t.dim() - 1)))
+
+        loss, _ = group.ce_and_acc(net.forward_mixture(x, cls.group_softmax(members)), y)
+        grads = torch.autograd.grad(loss.sum(), weights)
+        # the seeds step in lockstep, so either every seed has every buffer or none has any (a seed's run alone:
+        # "all buffers, or zeros when any is missing")
+        bufs = [opt.state.get(p, {}).get("momentum_buffer") for p in weights]
+        with torch.no_grad():
+            if any(b is None for b in bufs):
+                bufs = [torch.zeros_like(p) for p in weights]
+            new_weights = [p - lr * (b * momentum + (g + wd * p)) for p, b, g in zip(weights, bufs, grads)]
+        unrolled = copy.deepcopy(net)
+        with torch.no_grad():
+            for q, w in zip(unrolled.parameters(), new_weights):
+                q.copy_(w)
+                q.grad = None
+        u_weights = list(unrolled.parameters())
+        u_loss, u_acc = group.ce_and_acc(unrolled.forward_mixture(xv, cls.group_softmax(members)), yv)
+        out = torch.autograd.grad(u_loss.sum(), [*alphas, *u_weights], allow_unused=True)
+        dalpha = out[:K]
+        vector = [torch.zeros_like(p) if v is None else v for p, v in zip(weights, out[K:])]
+        del unrolled, u_weights
+        R = members[0].hparams.unrolled_r / torch.cat([v.reshape(K, -1) for v in vector], 1).norm(dim=1)
+        grads_pn = []
+        for sign in (1.0, -2.0):
+            with torch.no_grad():
+                for p, v in zip(weights, vector):
+                    p.add_(v * per_seed(v, sign * R))
+            loss, _ = group.ce_and_acc(net.forward_mixture(x, cls.group_softmax(members)), y)
+            grads_pn.append(torch.autograd.grad(loss.sum(), alphas))
+        with torch.no_grad():
+            for p, v in zip(weights, vector):
+                p.add_(v * per_seed(v, R))
+        grads = [dalpha[k] - lr * (grads_pn[0][k] - grads_pn[1][k]).div_(2 * R[k]) for k in range(K)]
+        return grads, u_loss.detach(), u_acc
+
+    @classmethod
+    def group_step(cls, group, train_batch, valid_batch, epoch, step):
+        net, members = group.net, group.members
+        x, y = train_batch
+        first = members[0].hparams.weight_step_first
+        if first:
+            loss, acc = group.ce_and_acc(net.forward_mixture(x, cls.group_softmax(members)), y)
+            cls.group_weight_step_keep_arch_grad(group, loss)
+        for m in members:
+            m.a_optimizer.zero_grad(set_to_none=True)
+        grads, arch_loss, arch_acc = cls.group_unrolled_arch_grad(group, train_batch, valid_batch)
+        for m, g in zip(members, grads):
+            m.alpha.grad = g
+            m.a_optimizer.step()
+        if not first:
+            loss, acc = group.ce_and_acc(net.forward_mixture(x, cls.group_softmax(members)), y)
+            cls.group_weight_step_keep_arch_grad(group, loss)
+        return group.logs(train_loss=loss, train_acc=acc, valid_loss=arch_loss, valid_acc=arch_acc)

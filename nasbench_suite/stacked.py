@@ -39,6 +39,10 @@ def _key(name: str) -> str:
     return name.replace(".", "__")
 
 
+def _flat(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.reshape(-1)
+
+
 def cells_mask(cells: Sequence[Cell | Sequence[Cell]], num_layers: int, device, dtype) -> torch.Tensor:
     """One-hot masks (L, K, 6, 5) of per-seed cells: ``cells[k]`` is one cell for every search layer, or one per
     layer (L = ``num_layers``; a single (1, K, 6, 5) when every seed uses one cell everywhere)."""
@@ -90,6 +94,8 @@ class StackedSupernet(nn.Module):
                     for slot, e in enumerate(node.edges):
                         self.has_grad[layer, k, e, CONV3] = node.grad_units[slot]
                         self.has_grad[layer, k, e, CONV1] = node.grad_units[node.k + slot]
+        #: (K,) bool during a forward that only some seeds take (their BN running statistics alone are updated)
+        self._active: torch.Tensor | None = None
         self.train(first.training)
 
     @classmethod
@@ -137,23 +143,27 @@ class StackedSupernet(nn.Module):
         )
 
     def _bn(self, x: torch.Tensor, prefix: str) -> torch.Tensor:
-        """An ``nn.BatchNorm2d`` (``prefix.weight`` ...), per seed and channel; running buffers updated in place."""
+        """An ``nn.BatchNorm2d`` (``prefix.weight`` ...), per seed and channel; running buffers updated in place (only
+        the active seeds', see :meth:`forward_masked`)."""
         rm, rv = self._opt(prefix + ".running_mean"), self._opt(prefix + ".running_var")
         w, b = self._opt(prefix + ".weight"), self._opt(prefix + ".bias")
         track = rm is not None
         training = self.training or not track
+        active = self._active
+        if track and self.training and active is not None:
+            m, v = rm.clone(), rv.clone()
+            y = F.batch_norm(x, m.view(-1), v.view(-1), _flat(w), _flat(b), True, _BN_MOMENTUM, _BN_EPS)
+            keep = active.view(-1, 1)
+            # through .data, as batch_norm's own in-kernel update: an earlier forward's graph holds these buffers
+            # (unused by a training-mode backward), and an autograd-visible in-place write would fail its check
+            rm.data.copy_(torch.where(keep, m, rm))
+            rv.data.copy_(torch.where(keep, v, rv))
+            self.P(prefix + ".num_batches_tracked").add_(active.long())
+            return y
         if track and self.training:
             self.P(prefix + ".num_batches_tracked").add_(1)
-        return F.batch_norm(
-            x,
-            rm.view(-1) if track else None,
-            rv.view(-1) if track else None,
-            None if w is None else w.view(-1),
-            None if b is None else b.view(-1),
-            training,
-            _BN_MOMENTUM,
-            _BN_EPS,
-        )
+        rm, rv = (_flat(rm), _flat(rv)) if track else (None, None)
+        return F.batch_norm(x, rm, rv, _flat(w), _flat(b), training, _BN_MOMENTUM, _BN_EPS)
 
     def _relu_conv_bn(self, x: torch.Tensor, prefix: str, stride: int) -> torch.Tensor:
         return self._bn(self._conv(F.relu(x), prefix + ".conv.weight", stride=stride), prefix + ".bn")
@@ -190,8 +200,8 @@ class StackedSupernet(nn.Module):
                 y = F.batch_norm(y, m.view(-1), v.view(-1), w.reshape(-1), None if b is None else b.reshape(-1),
                                  True, _BN_MOMENTUM, _BN_EPS)
                 keep = None if chosen is None else chosen[:, :, pos].repeat_interleave(C, dim=1)
-                rm[:, sl] = m if keep is None else torch.where(keep, m, rm[:, sl])
-                rv[:, sl] = v if keep is None else torch.where(keep, v, rv[:, sl])
+                rm.data[:, sl] = m if keep is None else torch.where(keep, m, rm[:, sl])  # .data: see _bn
+                rv.data[:, sl] = v if keep is None else torch.where(keep, v, rv[:, sl])
                 counts = self.P(q + ".num_batches_tracked")[:, pos * k : (pos + 1) * k]
                 counts += 1 if chosen is None else chosen[:, :, pos].long()
                 self.P(q + ".num_batches_tracked")[:, pos * k : (pos + 1) * k] = counts
@@ -272,12 +282,22 @@ class StackedSupernet(nn.Module):
         logits = self._run(X, lambda layer: (weights, None, None))
         return self._track(logits, None)
 
-    def forward_masked(self, X: torch.Tensor, mask: torch.Tensor, hard: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_masked(
+        self,
+        X: torch.Tensor,
+        mask: torch.Tensor,
+        hard: torch.Tensor | None = None,
+        active: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The static discrete forward. ``mask`` (L or 1, K, 6, 5): one-hot chosen op per (layer, seed, edge)
         (:func:`cells_mask`); ``hard`` (K, 6, 5): straight-through hard weights of one cell per seed (GDAS, E2NAS's
-        arch step), or None for the plain cells (weight 1 on the chosen op)."""
+        arch step), or None for the plain cells (weight 1 on the chosen op). ``active`` (K,) bool: the seeds whose
+        single run takes this forward (the others' outputs are computed but unused: their BN running statistics and
+        gradient marks are left alone); None = all."""
         L = mask.shape[0]
         chosen = mask.bool()
+        if active is not None:
+            chosen = chosen & active.view(1, -1, 1, 1)
         if hard is None:
             args = [(mask[i], None, chosen[i]) for i in range(L)]
         else:
@@ -288,13 +308,19 @@ class StackedSupernet(nn.Module):
             # (K, 4): per node, the unchosen weights of its input edges (node 0 has none)
             rest = torch.stack([rest_e[:, list(IN_EDGES[i])].sum(-1) for i in range(NUM_NODES)], dim=1)
             args = [(w, rest, chosen[0])]
-        logits = self._run(X, lambda layer: args[layer if L > 1 else 0])
+        self._active = active
+        try:
+            logits = self._run(X, lambda layer: args[layer if L > 1 else 0])
+        finally:
+            self._active = None
         return self._track(logits, chosen)
 
-    def forward_cells(self, X: torch.Tensor, cells: Sequence[Cell | Sequence[Cell]]) -> torch.Tensor:
+    def forward_cells(
+        self, X: torch.Tensor, cells: Sequence[Cell | Sequence[Cell]], active: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Plain discrete cells per seed (one cell, or one per search layer): :meth:`forward_masked`."""
         p = self.P("classifier.weight")
-        return self.forward_masked(X, cells_mask(cells, self.num_search_cells, p.device, p.dtype))
+        return self.forward_masked(X, cells_mask(cells, self.num_search_cells, p.device, p.dtype), active=active)
 
     def forward_hard(self, X: torch.Tensor, hard: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """Straight-through ``hard`` weights (K, 6, 5) with the chosen op ``index`` (K, 6) per seed and edge."""

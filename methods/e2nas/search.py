@@ -300,13 +300,22 @@ class E2NAS(OneShotMethod):
         weighted norms (``grad_val``, ``grad_nov``), their ratio (``grad_ratio``; 0 while the novelty is off or
         the validation gradient is 0) and ``kappa``.
         """
-        onehot = F.one_hot(torch.tensor(a_arch, device=P.device), NUM_OPS).to(P.dtype)
-        H = onehot - P.detach() + P
+        H = self._hard_weights(a_arch, P)
         val_loss, val_acc = ce_and_acc(self.ctx.supernet.forward_hard(xv, H, a_arch), yv)
-        self.novelty.append(Cell(a_arch if archive_cell is None else archive_cell).index)
+        g_val = torch.autograd.grad(val_loss, [self.z], allow_unused=True)[0] if val_loss.requires_grad else None
+        return self._arch_grad_from(val_loss, val_acc, g_val, a_arch if archive_cell is None else archive_cell)
+
+    @staticmethod
+    def _hard_weights(a_arch, P: torch.Tensor) -> torch.Tensor:
+        """``H = onehot(a_arch) - P.detach() + P``: the straight-through hard weights of the arch step."""
+        onehot = F.one_hot(torch.tensor(a_arch, device=P.device), NUM_OPS).to(P.dtype)
+        return onehot - P.detach() + P
+
+    def _arch_grad_from(self, val_loss, val_acc, g_val, archive_cell) -> dict[str, Any]:
+        """The rest of :meth:`arch_grad` once the validation loss and its gradient to z (None: none) are known."""
+        self.novelty.append(Cell(archive_cell).index)
         g = self.gamma
         z = self.z
-        g_val = torch.autograd.grad(val_loss, [z], allow_unused=True)[0] if val_loss.requires_grad else None
         g_val = torch.zeros_like(z) if g_val is None else g_val
         grad = (1 - g) * g_val
         # Everything below stays on the device (no host sync inside the step); the caller turns logs into floats.
@@ -374,6 +383,97 @@ class E2NAS(OneShotMethod):
             "w_passes": float(passes),
             "cell_changed": changed,
         }
+
+    @classmethod
+    def group_step(cls, group, train_batch, valid_batch, epoch, step):
+        """Every seed's :meth:`search_step` at once: the decoder, complement and novelty per seed (small), the
+        supernet passes stacked. A seed whose weight loss has fewer distinct cells than another's takes the extra
+        pass inactive (coefficient 0, no BN statistics, no gradient marks), so each seed's loss is its own."""
+        members, net, K = group.members, group.net, group.K
+        plans = []
+        for k, m in enumerate(members):
+            with group.rng(k):  # official_stochastic_decode draws from torch's RNG
+                cells, P = m.propose()
+            a_t = cells["weight"]
+            a_prev = m.a_prev if m.a_prev is not None else cells["complement"]
+            a_bar = complementary_cell(a_prev, cells["complement"], m.ctx.rng) if m.hparams.eps > 0 else a_t
+            plans.append((cells, P, a_t, a_prev, a_bar))
+        x, y = train_batch
+        w_loss, logits, passes = cls._group_weight_loss(group, x, y, plans)
+        train_loss, train_acc = group.ce_and_acc(logits.detach(), y)
+        group.weight_step(w_loss)
+
+        xv, yv = valid_batch
+        for m in members:
+            m.a_optimizer.zero_grad(set_to_none=True)
+        arch = [p[0]["arch"] for p in plans]
+        H = torch.stack([cls._hard_weights(a, p[1]) for a, p in zip(arch, plans)])
+        index = torch.tensor(arch, device=H.device)
+        val_loss, val_acc = group.ce_and_acc(net.forward_hard(xv, H, index), yv)
+        zs = [m.z for m in members]
+        g_vals = torch.autograd.grad(val_loss.sum(), zs, allow_unused=True) if val_loss.requires_grad else [None] * K
+        out = []
+        for k, m in enumerate(members):
+            cells, _, a_t, _, _ = plans[k]
+            logs = m._arch_grad_from(val_loss[k], val_acc[k], g_vals[k], cells["archive"])
+            m.a_optimizer.step()
+            changed = float(m.a_prev is not None and m.a_prev != a_t)
+            m.a_prev = cells["next_prev"]
+            out.append(
+                {
+                    "train_loss": train_loss[k],
+                    "train_acc": train_acc[k],
+                    "weight_loss": w_loss[k].detach(),
+                    **logs,
+                    "gamma": m.gamma,
+                    "st_tau": m.st_tau,
+                    "w_passes": float(passes[k]),
+                    "cell_changed": changed,
+                }
+            )
+        return [{key: float(v) for key, v in o.items()} for o in out]
+
+    @classmethod
+    def _group_weight_loss(cls, group, x, y, plans) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """:meth:`weight_loss` of every seed: (L_w (K,), logits of each seed's a_t (K, B, classes), passes)."""
+        net, K = group.net, group.K
+        hp = group.members[0].hparams
+        dev = x.device
+        official = group.members[0].sw["official_nograd_complement"]
+        if official:
+            # the authors' code: gradient of CE(a_t) only, value of the three-term formula
+            logits = net.forward_cells(x, [Cell(p[2]) for p in plans])
+            loss_t, _ = group.ce_and_acc(logits, y)
+            value, passes = loss_t.detach(), [1] * K
+            if hp.eps > 0:
+                with torch.no_grad():
+                    vals = []
+                    for role in (3, 4):  # a_prev, a_bar: a cell equal to a_t (or a_prev) is not computed again
+                        seen = [[p[2]] + ([p[3]] if role == 4 else []) for p in plans]
+                        active = torch.tensor([p[role] not in sn for p, sn in zip(plans, seen)], device=dev)
+                        ce, _ = group.ce_and_acc(net.forward_cells(x, [Cell(p[role]) for p in plans], active), y)
+                        for k in range(K):
+                            passes[k] += int(active[k])
+                        vals.append(ce)
+                    prev = torch.where(torch.tensor([p[3] == p[2] for p in plans], device=dev), value, vals[0])
+                    same = [p[4] == p[2] or p[4] == p[3] for p in plans]
+                    bar_src = [value[k] if plans[k][4] == plans[k][2] else prev[k] for k in range(K)]
+                    bar = torch.where(torch.tensor(same, device=dev), torch.stack(bar_src), vals[1])
+                    value = (1 - hp.eps) * value + hp.eps / 2 * (prev + bar)
+            return loss_t + (value - loss_t.detach()), logits, passes
+        terms = [weight_terms(p[2], p[3], p[4], hp.eps) for p in plans]
+        total, logits = None, [None] * K
+        for t in range(max(len(ts) for ts in terms)):
+            active = torch.tensor([t < len(ts) for ts in terms], device=dev)
+            cells = [Cell(ts[t][0] if t < len(ts) else ts[0][0]) for ts in terms]
+            coef = torch.tensor([ts[t][1] if t < len(ts) else 0.0 for ts in terms], device=dev, dtype=x.dtype)
+            out = net.forward_cells(x, cells, None if bool(active.all()) else active)
+            ce, _ = group.ce_and_acc(out, y)
+            total = coef * ce if total is None else total + coef * ce
+            for k, ts in enumerate(terms):
+                if t < len(ts) and ts[t][0] == plans[k][2]:
+                    logits[k] = out[k]
+        return total, torch.stack(logits), [len(ts) for ts in terms]
 
     @torch.no_grad()
     def arch_distribution(self):
