@@ -146,6 +146,14 @@ def _log_to_stderr() -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a protocol or method setting")
 @click.option("--grid", default=None, help="run a named grid of settings (e.g. gamma, eps for e2nas)")
 @click.option("--force", is_flag=True, help="rerun runs that are already stored")
+@click.option(
+    "--vectorize",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="run the seeds of a method as one vectorized search (the same results per seed): auto = on a GPU, for "
+    "every method that can; on = on any device, every method must; off = one search per seed",
+)
 @click.option("--yes", is_flag=True, help=f"run a plan of more than {CONFIRM_RUNS} runs")
 @click.option("--quiet", is_flag=True, help="no progress output")
 @click.option("--json", "as_json", is_flag=True, help="print the outcomes as JSON")
@@ -187,6 +195,7 @@ def run(
     sets,
     grid,
     force,
+    vectorize,
     yes,
     quiet,
     as_json,
@@ -281,7 +290,12 @@ def run(
             check_stored_configs(plan, results)
     finally:
         slow.cancel()
-    options = RunOptions(results=results, data_root=data_root, benchmark=benchmark, device=device, force=force)
+    options = RunOptions(
+        results=results, data_root=data_root, benchmark=benchmark, device=device, force=force, vectorize=vectorize
+    )
+    from .seedgroup import group_plan
+
+    group_plan(plan, vectorize, device)  # --vectorize on with a method that cannot: the one-line error, before anything runs
     if embedded:
         say(f"no data or benchmark given: quick protocol on the embedded digits dataset, {bench.name} benchmark")
     say(f"plan: {len(plan)} run(s) -> {results}")
@@ -439,6 +453,8 @@ def methods(protocol, as_json) -> None:
                 "hparams": own,
                 "protocol_overrides": {k: v for k, v in proto.items() if v["source"] == mine},
                 "grids": {g: list(points) for g, points in cls.grids.items()},
+                # "" = its seeds can run as one vectorized search (--vectorize), else why not
+                "vectorize": cls.vectorize_reason(cls.Hparams()),
             }
         )
     if as_json:
@@ -456,6 +472,7 @@ def methods(protocol, as_json) -> None:
     for r in rows:
         alias = f" (aliases: {', '.join(r['aliases'])})" if r["aliases"] else ""
         click.echo(f"\n{r['name']}: {r['display_name']}{alias}")
+        click.echo(f"  vectorized seeds: {'yes' if not r['vectorize'] else 'no, ' + r['vectorize']}")
         for k, v in r["protocol_overrides"].items():
             click.echo(
                 f"  {k:<27} {v['type']:<16} {v['default']!s:<14} {v['valid']}  (this method's value in {protocol!r})"

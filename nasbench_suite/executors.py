@@ -56,17 +56,43 @@ def _execute(spec: RunSpec, options: RunOptions, progress: ProgressFn | None) ->
     return Outcome(spec.run_id, "skipped" if already else "done", record, seconds=time.perf_counter() - t0)
 
 
+def _execute_unit(unit: list[RunSpec], options: RunOptions, progress: ProgressFn | None) -> list[Outcome]:
+    """One unit of :func:`nasbench_suite.seedgroup.group_plan`: a run alone, or K seeds as one vectorized search
+    (every run of it fails together if the search fails)."""
+    if len(unit) == 1:
+        return [_execute(unit[0], options, progress)]
+    from .seedgroup import run_group
+
+    t0 = time.perf_counter()
+    try:
+        results = run_group(unit, options, progress)
+    except Exception as e:  # noqa: BLE001 - one broken group must not stop the plan; the traceback is kept
+        error = str(e) if isinstance(e, NasSuiteError) else traceback.format_exc()
+        return [Outcome(s.run_id, "failed", error=error, seconds=time.perf_counter() - t0) for s in unit]
+    share = (time.perf_counter() - t0) / len(unit)
+    outs = []
+    for spec, (status, got) in zip(unit, results):
+        if status == "claimed":  # not a failure: another process owns the run and will store it
+            outs.append(Outcome(spec.run_id, status, error=str(got), seconds=share))
+        else:
+            outs.append(Outcome(spec.run_id, status, got, seconds=share))
+    return outs
+
+
 def run_inprocess(
     plan: list[RunSpec], options: RunOptions, progress: ProgressFn | None = None, on_outcome: Callable | None = None
 ) -> list[Outcome]:
-    """Run the plan sequentially in this process."""
+    """Run the plan sequentially in this process (the seeds of a method together, per ``options.vectorize``)."""
+    from .seedgroup import group_plan
+
     outcomes = []
-    for spec in plan:
-        out = _execute(spec, options, progress)
-        outcomes.append(out)
-        if on_outcome:
-            on_outcome(out)
-    return outcomes
+    for unit in group_plan(plan, options.vectorize, options.device):
+        for out in _execute_unit(unit, options, progress):
+            outcomes.append(out)
+            if on_outcome:
+                on_outcome(out)
+    by_id = {o.run_id: o for o in outcomes}
+    return [by_id[s.run_id] for s in plan]
 
 
 # --- local pool ------------------------------------------------------------------------------------------------
@@ -96,7 +122,7 @@ def _forward(ev: dict[str, Any]) -> None:
     _SLOT["events"].put({**ev, "pid": os.getpid()})
 
 
-def _pool_task(spec: RunSpec, options: RunOptions) -> Outcome:
+def _pool_task(unit: list[RunSpec], options: RunOptions) -> list[Outcome]:
     import torch
 
     device = options.device
@@ -104,7 +130,7 @@ def _pool_task(spec: RunSpec, options: RunOptions) -> Outcome:
         # one visible GPU per worker slot
         device = f"cuda:{_SLOT['slot'] % torch.cuda.device_count()}"
     progress = throttled(_forward) if _SLOT.get("events") is not None else None
-    return _execute(spec, replace(options, device=device), progress)
+    return _execute_unit(unit, replace(options, device=device), progress)
 
 
 def _drain(events, progress: ProgressFn) -> None:
@@ -140,16 +166,19 @@ def run_pool(
     outcomes: dict[str, Outcome] = {}
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(slots, threads, events))
     try:
-        futures = {pool.submit(_pool_task, spec, options): spec for spec in plan}
+        from .seedgroup import group_plan
+
+        futures = {pool.submit(_pool_task, unit, options): unit for unit in group_plan(plan, options.vectorize, options.device)}
         for fut in as_completed(futures):
-            spec = futures[fut]
+            unit = futures[fut]
             try:
-                out = fut.result()
-            except Exception:  # noqa: BLE001 - a dead worker is one failed run, not a dead plan
-                out = Outcome(spec.run_id, "failed", error=traceback.format_exc())
-            outcomes[spec.run_id] = out
-            if on_outcome:
-                on_outcome(out)
+                outs = fut.result()
+            except Exception:  # noqa: BLE001 - a dead worker is one failed unit, not a dead plan
+                outs = [Outcome(spec.run_id, "failed", error=traceback.format_exc()) for spec in unit]
+            for out in outs:
+                outcomes[out.run_id] = out
+                if on_outcome:
+                    on_outcome(out)
     except BaseException:  # interrupted (SIGINT/SIGTERM in the parent): stop the workers' runs the same way
         procs = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)

@@ -60,6 +60,9 @@ class RunOptions:
     device: str = "cpu"
     force: bool = False  # rerun even when a finished record exists
     keep_checkpoint: bool = False
+    #: the seeds of one method and configuration as one vectorized search: "auto" (when the method can), "on"
+    #: (a method that cannot is an error), "off" (nasbench_suite.seedgroup)
+    vectorize: str = "off"
     claim_stale_s: float = (
         DEFAULT_STALE_AFTER_S  # a claim from another host without heartbeat for this long is taken over
     )

@@ -34,8 +34,10 @@ from .stacked import StackedSupernet
 
 log = logging.getLogger(__name__)
 
-#: ``--vectorize`` values: ``auto`` = vectorize the seeds of every method that can, ``on`` = the same but a method
-#: that cannot is an error, ``off`` = every seed its own run
+#: ``--vectorize`` values: ``auto`` = on a GPU, vectorize the seeds of every method that can (on a CPU every seed
+#: runs alone: there a batch-64 step is compute-bound, and the measured vectorized step is no faster for DARTS and
+#: slower for the discrete methods, whose static step computes every op: docs/performance.md); ``on`` = vectorize
+#: on any device, a method that cannot is an error; ``off`` = every seed its own run
 VECTORIZE_MODES = ("auto", "on", "off")
 
 
@@ -238,3 +240,90 @@ def execute_group(runs: Sequence[Run], progress=None, stop_after: int | None = N
             _rng_restore(snapshots[k])  # the checkpoint holds this run's own RNG state
             r.end_epoch(line)
     return [r.finish(res) for r, res in zip(runs, resumed)]
+
+
+# --- groups in a plan, and their ownership ------------------------------------------------------------------------
+def group_plan(plan: Sequence[Any], vectorize: str, device: str = "cpu") -> list[list[Any]]:
+    """The plan as units of work: the seeds of one method and configuration together (in plan order) when
+    ``vectorize`` is ``on``, or ``auto`` on a CUDA ``device``, and the method can (``on``: a ConfigError naming one
+    that cannot); each run alone otherwise. Units come in the order of their first run in the plan."""
+    import dataclasses
+
+    from .config import resolve
+    from .errors import ConfigError
+    from .method import get_method
+
+    if vectorize not in VECTORIZE_MODES:
+        raise ConfigError(f"--vectorize must be one of {', '.join(VECTORIZE_MODES)}, got {vectorize!r}")
+    if vectorize == "off" or (vectorize == "auto" and not str(device).startswith("cuda")):
+        return [[spec] for spec in plan]
+    units: list[list[Any]] = []
+    unit_of: dict[Any, int] = {}
+    reasons: dict[Any, str] = {}
+    for spec in plan:
+        key = dataclasses.replace(spec, seed=0)  # the seed plays no part in the configuration
+        if key not in reasons:
+            cls = get_method(spec.method)
+            cfg = resolve(spec, cls.Hparams, cls.name)
+            reasons[key] = vectorize_reason(cls, cfg.hparams, cfg.protocol)
+            if reasons[key] and vectorize == "on":
+                raise ConfigError(f"--vectorize on: {spec.method} cannot run its seeds as one search ({reasons[key]})")
+        if not reasons[key] and key in unit_of:
+            units[unit_of[key]].append(spec)
+            continue
+        if not reasons[key]:
+            unit_of[key] = len(units)
+        units.append([spec])
+    return units
+
+
+def run_group(specs: Sequence[Any], options: Any, progress=None) -> list[tuple[str, Any]]:
+    """Execute the runs of one unit as one vectorized search, each under its own claim, as :func:`runner.run_one`
+    executes one: a finished run is returned as stored (not rerun), a run another live process holds is left to it.
+    Returns ``(status, record or error)`` per spec: ``skipped`` / ``claimed`` / ``done``."""
+    from .benchmarks import open_benchmark
+    from .claims import ClaimHeld, acquire
+    from .runner import _set_aside_unfinished_leftovers, run_one
+    from .store import Store
+
+    store = Store(options.results)
+    results: dict[str, tuple[str, Any]] = {}
+    todo, claims = [], []
+    try:
+        for spec in specs:
+            if not options.force and store.is_done(spec.run_id):
+                results[spec.run_id] = ("skipped", run_one(spec, options))
+                continue
+            store.ensure_writable()
+            try:
+                claim = acquire(store.run_dir(spec.run_id), options.claim_stale_s)
+            except ClaimHeld as e:
+                results[spec.run_id] = ("claimed", e)
+                continue
+            if not options.force and store.is_done(spec.run_id):  # finished by another process meanwhile
+                claim.release()
+                results[spec.run_id] = ("skipped", run_one(spec, options))
+                continue
+            claims.append(claim)
+            _set_aside_unfinished_leftovers(store, spec.run_id)
+            if options.force:
+                store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
+            claim.started()
+            todo.append(spec)
+        if todo:
+            by_id = {spec.run_id: c for spec, c in zip(todo, claims)}
+
+            def beat(ev: dict[str, Any]) -> None:
+                if ev.get("kind") == "epoch":
+                    by_id[ev["run_id"]].heartbeat()
+                if progress:
+                    progress(ev)
+
+            benchmark = open_benchmark(options.benchmark)  # once for the group
+            runs = [Run(spec, options, benchmark) for spec in todo]
+            for spec, record in zip(todo, execute_group(runs, beat)):
+                results[spec.run_id] = ("done", record)
+    finally:
+        for c in claims:
+            c.release()
+    return [results[spec.run_id] for spec in specs]
