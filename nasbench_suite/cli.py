@@ -95,7 +95,7 @@ LAZY_COMMANDS = {
         "nasbench_suite.bench:bench",
         "Time one search step of every method against the xautodl reference (same process, interleaved).",
     ),
-    "e2nas": ("methods.e2nas.cli:e2nas", "E2NAS: train the graph autoencoder, check its gates."),
+    "e2nas": ("nasbench_suite_methods.e2nas.cli:e2nas", "E2NAS: train the graph autoencoder, check its gates."),
     "probe-search": (
         "nasbench_suite.probe:probe_search_cmd",
         "Run each method's arch update alone on a known additive landscape; report the reached cells' rank.",

@@ -305,13 +305,13 @@ def _load_builtin_methods() -> None:
     from .imports import import_optional
 
     for module in (
-        "baselines.rsps",
-        "baselines.darts_v1",
-        "baselines.darts_v2",
-        "baselines.gdas",
-        "baselines.setn",
-        "baselines.enas",
-        "methods.e2nas.search",
+        "nasbench_suite_baselines.rsps",
+        "nasbench_suite_baselines.darts_v1",
+        "nasbench_suite_baselines.darts_v2",
+        "nasbench_suite_baselines.gdas",
+        "nasbench_suite_baselines.setn",
+        "nasbench_suite_baselines.enas",
+        "nasbench_suite_methods.e2nas.search",
     ):
         import_optional(module)  # a method package that is not installed is skipped
     _load_plugins()

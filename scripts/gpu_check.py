@@ -5,7 +5,7 @@
    channels-last, TF32) against the same eager reference; DARTS-V1 also with torch.compile of the mixture forward.
 2. K seeds of one method at once on the one GPU (K = 1, 4, 8, 16 worker processes, as ``nas-suite run --workers K
    --device cuda`` runs them): aggregate steps/s for DARTS-V1 and GDAS, eager and fast.
-3. A projected full E2NAS search time from E2NAS's expensive regime (``methods.e2nas.bench_step``: archive full so the
+3. A projected full E2NAS search time from E2NAS's expensive regime (``nasbench_suite_methods.e2nas.bench_step``: archive full so the
    novelty term is live, gamma 0.5, three distinct cells in the weight step, timed interleaved with GDAS steps on
    the same supernet and batches): E2NAS ms/step x 250 epochs x 391 steps for one seed, eager; the fast options'
    and the K-seeds figures scale GDAS's measured times by that E2NAS/GDAS ratio. (Step 1's E2NAS row times the
@@ -227,7 +227,7 @@ def main() -> None:
 
     proj: dict = {}
     if "e2nas" in names and time.time() < deadline:
-        from methods.e2nas.bench_step import bench_step
+        from nasbench_suite_methods.e2nas.bench_step import bench_step
         from nasbench_suite.bench import SIZES
 
         sz = SIZES[args.size]

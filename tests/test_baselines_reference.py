@@ -347,7 +347,7 @@ def test_gdas_tau_schedule_matches_script():
 
 
 def test_setn_candidates_match_return_topk():
-    from baselines.setn import top_cells_by_log_prob
+    from nasbench_suite_baselines.setn import top_cells_by_log_prob
 
     pair = Pair("setn", "setn", "zero")
     with torch.no_grad():
@@ -360,7 +360,7 @@ def test_setn_candidates_match_return_topk():
 def _controllers(seed=0):
     from xautodl.models.cell_searchs.search_model_enas_utils import Controller as RefController
 
-    from baselines.enas import Controller
+    from nasbench_suite_baselines.enas import Controller
 
     torch.manual_seed(seed)
     ref = RefController(6, 5)

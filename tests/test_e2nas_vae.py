@@ -7,10 +7,10 @@ import hashlib
 import pytest
 import torch
 
-from methods.e2nas import graph
-from methods.e2nas.graph import ADD, END, START, cell_to_types, types_to_ops
-from methods.e2nas.train_vae import all_types, evaluate_gates, fit_vae, min_pairwise_distance
-from methods.e2nas.vae import (
+from nasbench_suite_methods.e2nas import graph
+from nasbench_suite_methods.e2nas.graph import ADD, END, START, cell_to_types, types_to_ops
+from nasbench_suite_methods.e2nas.train_vae import all_types, evaluate_gates, fit_vae, min_pairwise_distance
+from nasbench_suite_methods.e2nas.vae import (
     DEFAULT_WEIGHTS,
     GraphVAE,
     VAEConfig,

@@ -11,7 +11,7 @@ The E2NAS steps are timed in their most expensive regime: the archive full (nove
 terms act) and a_prev set to a_t with one edge changed before every step, so a_t, a_prev and a_bar are three
 distinct cells (3 weight passes; when the search stands still a_prev == a_t and it is 2).
 
-    python -m methods.e2nas.bench_step [--C 16 --N 5 --batch 64 --steps 5 --device cpu]
+    python -m nasbench_suite_methods.e2nas.bench_step [--C 16 --N 5 --batch 64 --steps 5 --device cpu]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from baselines.gdas import GDAS
+from nasbench_suite_baselines.gdas import GDAS
 from nasbench_suite.bench import device_sync
 from nasbench_suite.config import Protocol
 from nasbench_suite.method import SearchContext, make_context
@@ -131,7 +131,7 @@ def bench_step(
         "steps": steps,
         "vae": vae_kind,
         "vae_sha256": sha,
-        "gdas": "baselines.gdas",
+        "gdas": "nasbench_suite_baselines.gdas",
         "weight_passes_per_e2nas_step": statistics.median(passes),
         "e2nas_step_ms": 1000 * statistics.median(t_e2),
         "gdas_step_ms": 1000 * statistics.median(t_gd),

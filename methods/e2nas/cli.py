@@ -1,6 +1,6 @@
 """``nas-suite e2nas ...``: the E2NAS autoencoder's training command and its gates check.
 
-Registered by the main CLI as the plugin group ``methods.e2nas.cli:e2nas``. Exit status: 0 when all three gates
+Registered by the main CLI as the plugin group ``nasbench_suite_methods.e2nas.cli:e2nas``. Exit status: 0 when all three gates
 pass, 1 when one fails, 2 for a user error (e.g. missing weights file).
 """
 

@@ -7,7 +7,7 @@ Gates, evaluated on the model *as saved* (fp16 weights reloaded as fp32), so the
 (iii) stochastic reconstruction, D-VAE's metric: 10 draws z = mu + eps_scale * sigma * N(0, I) (the model's own
       reparameterisation, as D-VAE's) x 10 sampled decodes per cell, >= 99%.
 
-Run ``python -m methods.e2nas.train_vae --seed 0 --out methods/e2nas/weights/graph_vae.pt``.
+Run ``python -m nasbench_suite_methods.e2nas.train_vae --seed 0 --out methods/e2nas/weights/graph_vae.pt``.
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ def train_vae_command(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m methods.e2nas.train_vae [--seed S] [--hidden H] [--epochs E] [--lr LR] [--out PATH]``.
+    """CLI: ``python -m nasbench_suite_methods.e2nas.train_vae [--seed S] [--hidden H] [--epochs E] [--lr LR] [--out PATH]``.
 
     Exit status 0 if all three gates pass, 1 otherwise.
     """
