@@ -11,16 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nasbench_suite_methods.e2nas.complement import complementary_cell, weight_terms
-from nasbench_suite_methods.e2nas.novelty import ArchiveNovelty, fit_gennorm, gennorm_logpdf_mean
-from nasbench_suite_methods.e2nas.schedules import gamma_at, parse_gamma
-from nasbench_suite_methods.e2nas.search import E2NAS, OFFICIAL_SWITCHES
-from nasbench_suite_methods.e2nas.vae import GraphVAE, VAEConfig
 from nasbench_suite.config import Protocol, RunSpec, load_preset, resolve
 from nasbench_suite.errors import ConfigError
 from nasbench_suite.method import SearchContext, get_method, make_context
 from nasbench_suite.space import NUM_EDGES, NUM_OPS, Cell
 from nasbench_suite.supernet import Supernet, SupernetConfig
+from nasbench_suite_methods.e2nas.complement import complementary_cell, weight_terms
+from nasbench_suite_methods.e2nas.novelty import ArchiveNovelty, fit_gennorm, gennorm_logpdf_mean
+from nasbench_suite_methods.e2nas.schedules import gamma_at, parse_gamma
+from nasbench_suite_methods.e2nas.search import E2NAS, OFFICIAL_SWITCHES
+from nasbench_suite_methods.e2nas.vae import GraphVAE, VAEConfig
 
 
 # -- fixtures -------------------------------------------------------------------------------------------------
