@@ -50,17 +50,26 @@ class LazyGroup(click.Group):
     ``lazy_commands`` maps a command name to ``("module:attribute", short help)``. The short help is given here so
     that ``--help`` can list a command without importing it (several of these modules import torch, which alone
     takes seconds); ``tests/test_cli_lazy.py`` checks it equals the command's own. A command whose module is not
-    installed (an optional method package) is listed but answers "No such command".
+    installed (an optional method package) is listed but answers "No such command". ``aliases`` maps an old
+    command name to its command.
     """
 
-    def __init__(self, *args, lazy_commands: dict[str, tuple[str, str]] | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        lazy_commands: dict[str, tuple[str, str]] | None = None,
+        aliases: dict[str, str] | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy_commands = dict(lazy_commands or {})
+        self.aliases = dict(aliases or {})
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+        return sorted({*super().list_commands(ctx), *self.lazy_commands, *self.aliases})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        name = self.aliases.get(name, name)
         if name in self.commands or name not in self.lazy_commands:
             return super().get_command(ctx, name)
         return self._load(name)
@@ -68,7 +77,9 @@ class LazyGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
-            if name in self.commands:
+            if name in self.aliases:
+                rows.append((name, f"The same as {self.aliases[name]}."))
+            elif name in self.commands:
                 cmd = self.commands[name]
                 if not cmd.hidden:
                     rows.append((name, cmd.get_short_help_str(formatter.width - 6 - len(name))))  # as click does
@@ -93,9 +104,9 @@ class LazyGroup(click.Group):
 
 #: Commands living in other modules (method packages contribute groups, e.g. `nas-suite e2nas train-vae`).
 LAZY_COMMANDS = {
-    "bench": (
-        "nasbench_suite.bench:bench",
-        "Time one search step of every method against the xautodl reference (same process, interleaved).",
+    "time-steps": (
+        "nasbench_suite.timing:time_steps_cmd",
+        "Time one search step of every method against its reference implementation (same process, interleaved).",
     ),
     "e2nas": ("nasbench_suite_methods.e2nas.cli:e2nas", "E2NAS: train the graph autoencoder, check its gates."),
     "probe-search": (
@@ -107,9 +118,16 @@ LAZY_COMMANDS = {
         "Rerun a small deterministic configuration of every method and compare it with the stored baseline.",
     ),
 }
+#: Old command names kept working: alias -> command. (``bench`` timed steps; "benchmark" means NB201's tables.)
+COMMAND_ALIASES = {"bench": "time-steps"}
 
 
-@click.group(cls=LazyGroup, lazy_commands=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=LAZY_COMMANDS,
+    aliases=COMMAND_ALIASES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="nas-suite")
 def cli() -> None:
     """Compare one-shot NAS methods on NAS-Bench-201: search, query, store, report."""

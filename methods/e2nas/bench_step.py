@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from nasbench_suite_baselines.gdas import GDAS
-from nasbench_suite.bench import device_sync
 from nasbench_suite.config import Protocol
 from nasbench_suite.method import SearchContext, make_context
 from nasbench_suite.space import NUM_OPS, sample_cell
 from nasbench_suite.supernet import Supernet, SupernetConfig
+from nasbench_suite.timing import device_sync
+from nasbench_suite_baselines.gdas import GDAS
 
 from .search import E2NAS
 from .vae import committed_or_standin
