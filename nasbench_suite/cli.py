@@ -108,7 +108,10 @@ LAZY_COMMANDS = {
         "nasbench_suite.timing:time_steps_cmd",
         "Time one search step of every method against its reference implementation (same process, interleaved).",
     ),
-    "e2nas": ("nasbench_suite_methods.e2nas.cli:e2nas", "E2NAS: train the graph autoencoder, check its gates."),
+    "e2nas": (
+        "nasbench_suite_methods.e2nas.cli:e2nas",
+        "E2NAS: train the graph autoencoder, check its gates, time its step.",
+    ),
     "probe-search": (
         "nasbench_suite.probe:probe_search_cmd",
         "Run each method's arch update alone on a known additive landscape; report the reached cells' rank.",

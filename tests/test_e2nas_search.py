@@ -520,18 +520,36 @@ def test_cli_train_vae_exit_status_follows_the_gates(monkeypatch, tmp_path):
         "all_pass": True,
     }
 
-    def fake(seed, hidden, epochs, out):
-        calls.append((seed, hidden, epochs, out))
+    def fake(seed, hidden, epochs, batch_size, lr, out, log):
+        calls.append((seed, hidden, epochs, batch_size, lr, out))
         return dict(report)
 
-    monkeypatch.setattr(tv, "train_vae_command", fake)
+    monkeypatch.setattr(tv, "train_vae", fake)
     out = tmp_path / "v.pt"
-    r = CliRunner().invoke(e2nas, ["train-vae", "--seed", "3", "--hidden", "32", "--epochs", "2", "--out", str(out)])
+    args = ["train-vae", "--seed", "3", "--hidden", "32", "--epochs", "2", "--batch-size", "8", "--lr", "0.01"]
+    r = CliRunner().invoke(e2nas, [*args, "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert calls == [(3, 32, 2, out)] and "PASS" in r.output and "FAIL" not in r.output
+    assert calls == [(3, 32, 2, 8, 0.01, out)] and "PASS" in r.output and "FAIL" not in r.output
+    r = CliRunner().invoke(e2nas, ["train-vae", "--out", str(out)])
+    assert calls[-1] == (0, tv.DEFAULT_HIDDEN, tv.DEFAULT_EPOCHS, tv.DEFAULT_BATCH, tv.DEFAULT_LR, out)
     report.update(gate_iii_pass=False, gate_iii_stochastic_recon=0.9, all_pass=False)
     r = CliRunner().invoke(e2nas, ["train-vae", "--out", str(out)])
     assert r.exit_code == 1 and "FAIL  (iii)" in r.output
+
+
+def test_cli_time_step_prints_the_costs_as_json(monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from nasbench_suite_methods.e2nas.cli import e2nas
+
+    args = ["time-step", "--C", "4", "--N", "1", "--batch", "4", "--hw", "8", "--steps", "1", "--warmup", "0"]
+    r = CliRunner().invoke(e2nas, args)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["C"] == 4 and out["steps"] == 1 and out["e2nas_step_ms"] > 0 and out["gdas_step_ms"] > 0
+    assert CliRunner().invoke(e2nas, [*args[:-4], "--steps", "0"]).exit_code != 0
 
 
 def test_cli_gates_on_missing_weights_is_a_user_error(tmp_path):

@@ -11,13 +11,11 @@ The E2NAS steps are timed in their most expensive regime: the archive full (nove
 terms act) and a_prev set to a_t with one edge changed before every step, so a_t, a_prev and a_bar are three
 distinct cells (3 weight passes; when the search stands still a_prev == a_t and it is 2).
 
-    python -m nasbench_suite_methods.e2nas.bench_step [--C 16 --N 5 --batch 64 --steps 5 --device cpu]
+    nas-suite e2nas time-step [--C 16 --N 5 --batch 64 --steps 5 --device cpu]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 from typing import Any
@@ -141,22 +139,3 @@ def bench_step(
         "novelty_ms": per_call_ms(novelty_call, novelty_reps),
         "decode_ms": per_call_ms(decode_call, max(novelty_reps // 10, 5)),
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="E2NAS vs GDAS search-step cost")
-    p.add_argument("--C", type=int, default=16)
-    p.add_argument("--N", type=int, default=5)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--hw", type=int, default=32)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--device", default="cpu")
-    a = p.parse_args(argv)
-    r = bench_step(a.C, a.N, a.batch, a.hw, a.steps, a.warmup, a.device)
-    print(json.dumps(r, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
