@@ -222,10 +222,10 @@ def run(
 ) -> None:
     """Search with METHODS x SEEDS, query the benchmark, store one record per run."""
     from .config import parse_set
-    from .executors import run_inprocess, run_pool, summary
+    from .executors import summary
     from .plan import build_plan
     from .preflight import preflight
-    from .progress import PlanProgress, throttled
+    from .progress import PlanProgress
     from .runner import RunOptions
     from .store import Store
 
@@ -265,16 +265,7 @@ def run(
         say(f"no data or benchmark given: quick protocol on the embedded digits dataset, {bench_name} benchmark")
     say(f"plan: {len(plan)} run(s) -> {results}")
     display = PlanProgress(len(plan), quiet=quiet or as_json)  # bars on a terminal, else a line per epoch
-    on_outcome, progress = display.outcome, throttled(display.event)  # (a redraw per step would cost fast steps)
-    if copts is not None:
-        from .cluster import run_cluster
-
-        say(f"submitting {len(plan)} job(s) ({copts.executor}); job logs under {copts.log_dir or results / 'submitit'}")
-        outcomes = run_cluster(plan, options, copts, on_outcome)
-    elif executor == "inprocess":
-        outcomes = run_inprocess(plan, options, progress, on_outcome, benchmark=checked.benchmark)
-    else:
-        outcomes = run_pool(plan, options, workers, on_outcome, progress)
+    outcomes = _dispatch(plan, options, executor, workers, copts, checked.benchmark, display, say)
     display.close()
     if as_json:
         click.echo(json.dumps([_outcome_json(o) for o in outcomes], indent=1))
@@ -282,6 +273,23 @@ def run(
     _say_summary(say, summary(outcomes), abandoned, cluster=copts is not None)
     if any(o.status == "failed" for o in outcomes) or abandoned:
         sys.exit(1)
+
+
+def _dispatch(plan, options, executor: str, workers: int, copts, benchmark, display, say) -> list:
+    """Hand the plan to its executor; the display receives the outcomes and the (throttled) progress events."""
+    from .executors import run_inprocess, run_pool
+    from .progress import throttled
+
+    on_outcome, progress = display.outcome, throttled(display.event)  # (a redraw per step would cost fast steps)
+    if copts is not None:
+        from .cluster import run_cluster
+
+        logs = copts.log_dir or options.results / "submitit"
+        say(f"submitting {len(plan)} job(s) ({copts.executor}); job logs under {logs}")
+        return run_cluster(plan, options, copts, on_outcome)
+    if executor == "inprocess":
+        return run_inprocess(plan, options, progress, on_outcome, benchmark=benchmark)
+    return run_pool(plan, options, workers, on_outcome, progress)
 
 
 def _check_run_args(seeds: int, seed_start: int, workers: int) -> None:
