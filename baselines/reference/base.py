@@ -138,10 +138,12 @@ class ReferenceStep:
         return scores
 
     # -- the scripts' pieces -------------------------------------------------------------------------------------
-    def clipped_weight_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """The scripts' weight step: zero_grad, backward, clip over ``network.parameters()`` (arch parameters
-        included; a protocol clip of 0 = none, NATS-Bench's script), SGD step; returns the loss."""
-        self.w_optimizer.zero_grad(set_to_none=self.set_to_none)
+    def clipped_weight_step(self, x: torch.Tensor, y: torch.Tensor, zero_grad: bool = True) -> float:
+        """The scripts' weight step: zero_grad (unless the caller zeroed the network itself), backward, clip over
+        ``network.parameters()`` (arch parameters included; a protocol clip of 0 = none, NATS-Bench's script), SGD
+        step; returns the loss."""
+        if zero_grad:
+            self.w_optimizer.zero_grad(set_to_none=self.set_to_none)
         loss = F.cross_entropy(logits(self.net, x), y)
         loss.backward()
         if self.grad_clip > 0:

@@ -25,7 +25,7 @@ class DartsV2Reference(ReferenceStep):
         net = self.net
         if self.hparams is not None and self.hparams.weight_step_first:
             net.zero_grad(set_to_none=self.set_to_none)
-            loss = self._weight_step(*train_batch)
+            loss = self.clipped_weight_step(*train_batch, zero_grad=False)
             net.zero_grad(set_to_none=self.set_to_none)
         else:
             self.a_optimizer.zero_grad(set_to_none=self.set_to_none)
@@ -35,14 +35,6 @@ class DartsV2Reference(ReferenceStep):
         if not (self.hparams is not None and self.hparams.weight_step_first):
             loss = self.clipped_weight_step(*train_batch)
         return {"train_loss": loss, "valid_loss": arch_loss}
-
-    def _weight_step(self, x, y) -> float:
-        loss = F.cross_entropy(logits(self.net, x), y)
-        loss.backward()
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
-        self.w_optimizer.step()
-        return loss.item()
 
     def unrolled_grad(self, train_batch, valid_batch) -> tuple[torch.Tensor, float]:
         """DARTS-V2.py's backward_step_unrolled + _hessian_vector_product (without the DataParallel ``.module``);
