@@ -60,8 +60,8 @@ class RunOptions:
     device: str = "cpu"
     force: bool = False  # rerun even when a finished record exists
     keep_checkpoint: bool = False
-    #: the seeds of one method and configuration as one vectorized search: "auto" (when the method can), "on"
-    #: (a method that cannot is an error), "off" (nasbench_suite.seedgroup)
+    #: the seeds of one method and configuration as one vectorized search: "auto" (on a GPU, when the method
+    #: can), "on" (any device; a method that cannot is an error), "off" (nasbench_suite.seedgroup)
     vectorize: str = "off"
     claim_stale_s: float = (
         DEFAULT_STALE_AFTER_S  # a claim from another host without heartbeat for this long is taken over
@@ -572,66 +572,3 @@ class Run:
             },
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-
-
-def run_one(spec: RunSpec, options: RunOptions, progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Execute one spec unless a finished record exists (then return it, unless ``options.force``).
-
-    A finished record made under other resolved settings is not returned: ConfigError says which keys differ.
-    """
-    from .claims import acquire
-
-    store = Store(options.results)
-    if not options.force and store.is_done(spec.run_id):
-        _release_stale_claim(store, spec.run_id, options.claim_stale_s)
-        record = read_record(store.record_path(spec.run_id))
-        check_stored_config(store, spec, record)
-        return record
-    store.ensure_writable()
-    # One owner per run (ClaimHeld if another live process has it); the claim is checked again under it, since
-    # another process may have finished the run between the check above and the claim.
-    claim = acquire(store.run_dir(spec.run_id), options.claim_stale_s)
-    try:
-        if not options.force and store.is_done(spec.run_id):
-            record = read_record(store.record_path(spec.run_id))
-            check_stored_config(store, spec, record)
-            return record
-        _set_aside_unfinished_leftovers(store, spec.run_id)
-        if options.force:
-            store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
-        claim.started()
-
-        def beat(ev: dict[str, Any]) -> None:
-            if ev.get("kind") == "epoch":  # (step events are too frequent to touch the claim file for)
-                claim.heartbeat()
-            if progress:
-                progress(ev)
-
-        return Run(spec, options).execute(beat)
-    finally:
-        claim.release()
-
-
-def _release_stale_claim(store: Store, run_id: str, stale_after_s: float) -> None:
-    """A process killed between writing a run's record and releasing its claim leaves the claim behind on a finished
-    run; the next visit takes a stale one over and releases it (a live holder, about to release it, keeps it)."""
-    from .claims import CLAIM_FILE, ClaimHeld, acquire
-
-    run_dir = store.run_dir(run_id)
-    if not (run_dir / CLAIM_FILE).exists():
-        return
-    try:
-        acquire(run_dir, stale_after_s).release()
-    except (ClaimHeld, OSError):
-        pass
-
-
-def _set_aside_unfinished_leftovers(store: Store, run_id: str) -> None:
-    """Under the run's claim: drop temp files of writes a crash interrupted, and move an unreadable record aside
-    (it never counts as done, and the rerun must not be mistaken for having overwritten a good one)."""
-    run_dir = store.run_dir(run_id)
-    for tmp in run_dir.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
-    rec = store.record_path(run_id)
-    if rec.exists() and not store.is_done(run_id):
-        rec.rename(rec.with_name(f"record.corrupt-{int(time.time())}.json"))

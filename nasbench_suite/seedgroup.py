@@ -277,13 +277,14 @@ def group_plan(plan: Sequence[Any], vectorize: str, device: str = "cpu") -> list
     return units
 
 
-def run_group(specs: Sequence[Any], options: Any, progress=None) -> list[tuple[str, Any]]:
-    """Execute the runs of one unit as one vectorized search, each under its own claim, as :func:`runner.run_one`
-    executes one: a finished run is returned as stored (not rerun), a run another live process holds is left to it.
-    Returns ``(status, record or error)`` per spec: ``skipped`` / ``claimed`` / ``done``."""
+def run_group(specs: Sequence[Any], options: Any, progress=None, benchmark=None) -> list[tuple[str, Any]]:
+    """Execute the runs of one unit as one vectorized search, each under its own claim, as
+    :func:`nasbench_suite.ownership.run_one` executes one: a finished run is returned as stored (not rerun), a run
+    another live process holds is left to it. Returns ``(status, record or error)`` per spec: ``skipped`` /
+    ``claimed`` / ``done``. ``benchmark``: the open benchmark (else opened once here)."""
     from .benchmarks import open_benchmark
     from .claims import ClaimHeld, acquire
-    from .runner import _set_aside_unfinished_leftovers, run_one
+    from .ownership import _set_aside_unfinished_leftovers, run_one
     from .store import Store
 
     store = Store(options.results)
@@ -292,7 +293,7 @@ def run_group(specs: Sequence[Any], options: Any, progress=None) -> list[tuple[s
     try:
         for spec in specs:
             if not options.force and store.is_done(spec.run_id):
-                results[spec.run_id] = ("skipped", run_one(spec, options))
+                results[spec.run_id] = ("skipped", run_one(spec, options, benchmark=benchmark))
                 continue
             store.ensure_writable()
             try:
@@ -302,7 +303,7 @@ def run_group(specs: Sequence[Any], options: Any, progress=None) -> list[tuple[s
                 continue
             if not options.force and store.is_done(spec.run_id):  # finished by another process meanwhile
                 claim.release()
-                results[spec.run_id] = ("skipped", run_one(spec, options))
+                results[spec.run_id] = ("skipped", run_one(spec, options, benchmark=benchmark))
                 continue
             claims.append(claim)
             _set_aside_unfinished_leftovers(store, spec.run_id)
@@ -319,8 +320,8 @@ def run_group(specs: Sequence[Any], options: Any, progress=None) -> list[tuple[s
                 if progress:
                     progress(ev)
 
-            benchmark = open_benchmark(options.benchmark)  # once for the group
-            runs = [Run(spec, options, benchmark) for spec in todo]
+            bench = benchmark if benchmark is not None else open_benchmark(options.benchmark)
+            runs = [Run(spec, options, bench) for spec in todo]
             for spec, record in zip(todo, execute_group(runs, beat)):
                 results[spec.run_id] = ("done", record)
     finally:
