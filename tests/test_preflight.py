@@ -64,7 +64,7 @@ def test_a_pool_worker_opens_the_benchmark_once(tmp_path, monkeypatch, opens):
     monkeypatch.setattr(executors, "_SLOT", {"slot": 0, "events": None})
     options = RunOptions(results=Path(tmp_path))
     for seed in (0, 1):
-        out = executors._pool_task(RunSpec("rsps", seed, "quick", tuple(sorted(TINY.items()))), options)
+        (out,) = executors._pool_task([RunSpec("rsps", seed, "quick", tuple(sorted(TINY.items())))], options)
         assert out.status == "done", out.error
     assert opens["n"] == 1
 
@@ -72,5 +72,5 @@ def test_a_pool_worker_opens_the_benchmark_once(tmp_path, monkeypatch, opens):
 def test_a_pool_worker_reports_a_bad_benchmark_as_a_failed_run(tmp_path, monkeypatch):
     monkeypatch.setattr(executors, "_SLOT", {"slot": 0, "events": None})
     options = RunOptions(results=Path(tmp_path), benchmark=tmp_path / "nope.pth")
-    out = executors._pool_task(RunSpec("rsps", 0, "quick", tuple(sorted(TINY.items()))), options)
+    (out,) = executors._pool_task([RunSpec("rsps", 0, "quick", tuple(sorted(TINY.items())))], options)
     assert out.status == "failed" and "nope.pth" in out.error
