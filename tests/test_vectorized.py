@@ -239,3 +239,15 @@ def test_cli_vectorize_on_runs_the_seeds_together(tmp_path):
     assert [r["timings"]["vectorized_seeds"] for r in records] == [2, 2]
     res = CliRunner().invoke(cli, [*args[:-2], "--vectorize", "sideways"])
     assert res.exit_code == 2 and "sideways" in res.output
+
+
+@pytest.mark.slow
+def test_local_pool_runs_groups(tmp_path):
+    """The local pool takes units: each worker runs one method's seeds as one search."""
+    from nasbench_suite.executors import run_pool
+
+    tiny = (("epochs", "1"), ("steps_per_epoch", "2"), ("rank_cells", "0"), ("batch_size", "16"))
+    plan = [RunSpec(m, s, "quick", overrides=tiny) for m in ("rsps", "darts-v1") for s in (0, 1)]
+    outcomes = run_pool(plan, RunOptions(results=tmp_path, vectorize="on"), workers=2)
+    assert [o.status for o in outcomes] == ["done"] * 4, [o.error for o in outcomes]
+    assert [o.record["timings"]["vectorized_seeds"] for o in outcomes] == [2, 2, 2, 2]
