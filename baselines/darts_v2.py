@@ -35,6 +35,26 @@ from nasbench_suite.method import ce_and_acc, register
 from .alpha import AlphaMethod, KeepArchGradMixin
 
 
+def virtual_step(net: torch.nn.Module, opt: torch.optim.Optimizer, grads) -> torch.nn.Module:
+    """A copy of ``net`` (taken now, so its BN buffers are the real ones', as the reference's deepcopy) with the
+    weights after one virtual SGD step from ``grads``: ``w - lr * (momentum * buf + g + wd * w)`` with the weight
+    optimiser's lr, momentum, weight decay and momentum buffers (all of them, or zeros when any is missing)."""
+    group = opt.param_groups[0]
+    lr, wd, momentum = group["lr"], group["weight_decay"], group["momentum"]
+    weights = list(net.parameters())
+    bufs = [opt.state.get(p, {}).get("momentum_buffer") for p in weights]
+    with torch.no_grad():
+        if any(b is None for b in bufs):
+            bufs = [torch.zeros_like(p) for p in weights]
+        new_weights = [p - lr * (b * momentum + (g + wd * p)) for p, b, g in zip(weights, bufs, grads)]
+    unrolled = copy.deepcopy(net)
+    with torch.no_grad():
+        for q, w in zip(unrolled.parameters(), new_weights):
+            q.copy_(w)
+            q.grad = None
+    return unrolled
+
+
 @register("darts-v2", aliases=("dartsv2", "darts-2nd"))
 class DartsV2(KeepArchGradMixin, AlphaMethod):
     display_name = "DARTS-V2"
@@ -50,26 +70,14 @@ class DartsV2(KeepArchGradMixin, AlphaMethod):
     def unrolled_arch_grad(self, train_batch, valid_batch) -> tuple[torch.Tensor, torch.Tensor, float]:
         """The reference's unrolled gradient of alpha; returns (grad, valid loss at w', valid accuracy)."""
         net, alpha, opt = self.ctx.supernet, self.alpha, self.ctx.w_optimizer
-        group = opt.param_groups[0]
-        lr, wd, momentum = group["lr"], group["weight_decay"], group["momentum"]
+        lr = opt.param_groups[0]["lr"]
         weights = list(net.parameters())
         x, y = train_batch
         xv, yv = valid_batch
 
         # 1. the virtual step
         loss = F.cross_entropy(net.forward_mixture(x, torch.softmax(alpha, -1)), y)
-        grads = torch.autograd.grad(loss, weights)
-        bufs = [opt.state.get(p, {}).get("momentum_buffer") for p in weights]
-        with torch.no_grad():
-            if any(b is None for b in bufs):
-                bufs = [torch.zeros_like(p) for p in weights]
-            new_weights = [p - lr * (b * momentum + (g + wd * p)) for p, b, g in zip(weights, bufs, grads)]
-        # a copy taken after that forward, so its BN buffers are the real ones' (as the reference's deepcopy)
-        unrolled = copy.deepcopy(net)
-        with torch.no_grad():
-            for q, w in zip(unrolled.parameters(), new_weights):
-                q.copy_(w)
-                q.grad = None
+        unrolled = virtual_step(net, opt, torch.autograd.grad(loss, weights))
 
         # 2. gradient at the unrolled weights
         u_weights = list(unrolled.parameters())
@@ -115,8 +123,7 @@ class DartsV2(KeepArchGradMixin, AlphaMethod):
         Per seed as alone: its own virtual step, its own R = unrolled_r / ||v_k||, its own finite difference."""
         net, members, opt, K = group.net, group.members, group.w_optimizer, group.K
         alphas = [m.alpha for m in members]
-        pg = opt.param_groups[0]
-        lr, wd, momentum = pg["lr"], pg["weight_decay"], pg["momentum"]
+        lr = opt.param_groups[0]["lr"]
         weights = list(net.parameters())
         x, y = train_batch
         xv, yv = valid_batch
@@ -125,19 +132,8 @@ class DartsV2(KeepArchGradMixin, AlphaMethod):
             return v.view(K, *([1] * (t.dim() - 1)))
 
         loss, _ = group.ce_and_acc(net.forward_mixture(x, cls.group_softmax(members)), y)
-        grads = torch.autograd.grad(loss.sum(), weights)
-        # the seeds step in lockstep, so either every seed has every buffer or none has any (a seed's run alone:
-        # "all buffers, or zeros when any is missing")
-        bufs = [opt.state.get(p, {}).get("momentum_buffer") for p in weights]
-        with torch.no_grad():
-            if any(b is None for b in bufs):
-                bufs = [torch.zeros_like(p) for p in weights]
-            new_weights = [p - lr * (b * momentum + (g + wd * p)) for p, b, g in zip(weights, bufs, grads)]
-        unrolled = copy.deepcopy(net)
-        with torch.no_grad():
-            for q, w in zip(unrolled.parameters(), new_weights):
-                q.copy_(w)
-                q.grad = None
+        # (the seeds step in lockstep: either every seed has every momentum buffer or none has any, as alone)
+        unrolled = virtual_step(net, opt, torch.autograd.grad(loss.sum(), weights))
         u_weights = list(unrolled.parameters())
         u_loss, u_acc = group.ce_and_acc(unrolled.forward_mixture(xv, cls.group_softmax(members)), yv)
         out = torch.autograd.grad(u_loss.sum(), [*alphas, *u_weights], allow_unused=True)

@@ -33,25 +33,22 @@ from nasbench_suite.seedgroup import execute_group, group_plan, run_group
 from nasbench_suite.space import Cell, sample_cell
 from nasbench_suite.stacked import StackedSupernet
 from nasbench_suite.supernet import Supernet, SupernetConfig
+from tests.test_conformance import BASE as CONFORMANCE_BASE
+from tests.test_conformance import FAST, TIMING_KEYS
 
 pytestmark = pytest.mark.timeout(900)
 
-TIMING_KEYS = {"search_s", "wall_s", "rank_s"}
 RTOL = 1e-9
+#: the conformance suite's tiny runs, with ranking quality, in float64 without oneDNN, and a clip that acts (the tiny
+#: runs' gradient norms are 1-2.5), per seed
 BASE = (
-    ("epochs", "2"),
-    ("steps_per_epoch", "3"),
-    ("batch_size", "16"),
-    ("select_candidates", "3"),
-    ("select_batch_size", "16"),
-    ("derive_every", "1"),
+    *CONFORMANCE_BASE,
     ("rank_cells", "4"),
     ("rank_every", "1"),
     ("dtype", "float64"),
     ("onednn", "false"),
-    ("grad_clip", "1.0"),  # the tiny runs' gradient norms are 1-2.5: clipping acts, per seed
+    ("grad_clip", "1.0"),
 )
-FAST = {"controller_steps": "2", "controller_aggregate": "2", "epoch_samples": "2"}
 SEEDS = (0, 1, 2)
 
 
