@@ -267,6 +267,7 @@ def main() -> None:
     ap.add_argument("--v-size", default=None, help="vectorized parts' size (default --size; or quick-preset)")
     ap.add_argument("--v-budget-s", type=float, default=150.0, help="the vectorized parts start nothing after this")
     ap.add_argument("--single-k", type=int, default=5, help="group-vs-single: K")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (the CPU dry run: 1)")
     args = ap.parse_args()
     t_start = time.time()
     deadline = t_start + args.budget_s
@@ -277,6 +278,8 @@ def main() -> None:
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from nasbench_suite.bench import DEFAULT_METHODS, FastOptions, available_methods, bench_one, environment, format_row
 
     def log(msg: str) -> None:

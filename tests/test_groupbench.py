@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: the GPU check's CPU dry run as docs/performance.md gives it
 DRY_RUN = (
     "--device cpu --size tiny --steps 1 --warmup 0 --k 1,2 --k-steps 1 --no-compile --vk 1,2 --v-steps 1 --v-warmup 0 "
-    "--single-k 2"
+    "--single-k 2 --threads 1"
 ).split()
 
 
