@@ -226,7 +226,7 @@ def time_vectorized(
             skipped.append(f"vectorized {method} K={K}: out of time")
             continue
         row: dict[str, Any] = {"method": method, "K": K, "size": size, "cuda_graph": CUDA_GRAPH}
-        gs = None
+        gs = ref_pool = None
         try:
             if has_ref and ref is None:
                 config = timing_config(method, size)
@@ -283,7 +283,7 @@ def time_vectorized(
                 row["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
             oom_at = K
         finally:
-            del gs
+            del gs, ref_pool  # (the pool's slices hold the group's batches)
             _free(device)
         rows.append(row)
         if log:
