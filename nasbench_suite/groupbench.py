@@ -26,6 +26,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -252,7 +253,7 @@ def time_vectorized(
                         t_g.append(_timed(gs.step, device))
                     elif ref is not None:
                         pair = ref_pool[(warmup + i) % len(ref_pool)]
-                        t_r.append(_timed(lambda: ref.step(*pair), device))
+                        t_r.append(_timed(partial(ref.step, *pair), device))
             if t_g:
                 g_ms = 1e3 * statistics.median(t_g)
                 row.update(
@@ -367,11 +368,11 @@ def time_group_vs_single(
     for i in range(steps):
         j = warmup + i
         if i % 2 == 0:
-            t_s.append(_timed(lambda: run_singles(j), device))
-            t_g.append(_timed(lambda: gs.step(j), device))
+            t_s.append(_timed(partial(run_singles, j), device))
+            t_g.append(_timed(partial(gs.step, j), device))
         else:
-            t_g.append(_timed(lambda: gs.step(j), device))
-            t_s.append(_timed(lambda: run_singles(j), device))
+            t_g.append(_timed(partial(gs.step, j), device))
+            t_s.append(_timed(partial(run_singles, j), device))
     g_ms, s_ms = 1e3 * statistics.median(t_g), 1e3 * statistics.median(t_s)
     return {
         "method": method,

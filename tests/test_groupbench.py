@@ -75,9 +75,7 @@ def test_time_vectorized_rows_and_oom_guard(monkeypatch):
 
     monkeypatch.setattr(GroupStepper, "step", step)
     seen = []
-    rows, skipped = time_vectorized(
-        "rsps", (1, 2, 3), size="tiny", device="cpu", steps=1, warmup=0, on_row=seen.append
-    )
+    rows, skipped = time_vectorized("rsps", (1, 2, 3), size="tiny", device="cpu", steps=1, warmup=0, on_row=seen.append)
     assert seen == rows and [r["K"] for r in rows] == [1, 2]
     ok, oom = rows
     for key in ("group_ms", "seed_equiv_steps_per_s", "ref_ms", "ref_steps_per_s", "ratio_vs_ref", "pair_ratio"):
