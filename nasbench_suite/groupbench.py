@@ -47,6 +47,8 @@ QUICK_PRESET = "quick-preset"
 TIMING_SIZES = (*SIZES, QUICK_PRESET)
 #: The slot for the CUDA-graph variant of every figure: capture of the whole group step is not built.
 CUDA_GRAPH = "not built: the group step is static (masked forwards) but CUDA-graph capture is not implemented"
+#: CUDA's out-of-memory error (``torch.OutOfMemoryError`` from torch 2.5; the GPU machine's torch may be older)
+_OOM = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
 #: The projection of a full search: the NB201 protocol's epochs x steps per epoch (25,000 images / batch 64).
 EPOCHS, STEPS_PER_EPOCH = 250, 391
 
@@ -278,7 +280,7 @@ def time_vectorized(
                 row["note"] = "; ".join(gs.notes)
             if cuda:
                 row["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-        except torch.OutOfMemoryError as e:  # record it, free the group, go on with the next method
+        except _OOM as e:  # record it, free the group, go on with the next K
             row.update(oom=True, error=_first_line(e))
             if cuda:
                 row["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -398,10 +400,16 @@ def goals(rows: Sequence[dict[str, Any]], goal_k: int = 16, target: float = 20.0
     for m in ("darts-v1", "gdas"):
         r = next((r for r in rows if r.get("method") == m and r.get("K") == goal_k), None)
         v = None if r is None else r.get("ratio_vs_ref")
+        if v is not None:
+            why = None
+        elif r is None:
+            why = "no row for it (out of time, not vectorized, or the method failed: see the rows and skipped)"
+        else:
+            why = r.get("error") or "no reference timing in its row (xautodl missing?)"
         out[f"{m} K={goal_k} >= {target:g}x one reference process"] = {
             "measured": v,
             "met": None if v is None else v >= target,
-            "why_not_measured": None if v is not None else ((r or {}).get("error") or "no such row"),
+            "why_not_measured": why,
         }
     proj = e2nas_projection(rows)
     best = proj.get("best_h")
