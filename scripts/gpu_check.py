@@ -1,18 +1,28 @@
 """One GPU check of the search pipeline (run by scripts/gpu_check.sh; see its header for the procedure).
 
-1. Every method, CIFAR-10-sized random data (C=16, N=5, 32x32, batch 64, ENAS 128): our step against xautodl's,
-   interleaved in this process, eager fp32 (both sides), then ours with the fast options (bf16 autocast,
-   channels-last, TF32) against the same eager reference; DARTS-V1 also with torch.compile of the mixture forward.
-2. K seeds of one method at once on the one GPU (K = 1, 4, 8, 16 worker processes, as ``nas-suite run --workers K
-   --device cuda`` runs them): aggregate steps/s for DARTS-V1 and GDAS, eager and fast.
-3. A projected full E2NAS search time from E2NAS's expensive regime (``nasbench_suite_methods.e2nas.bench_step``: archive full so the
-   novelty term is live, gamma 0.5, three distinct cells in the weight step, timed interleaved with GDAS steps on
-   the same supernet and batches): E2NAS ms/step x 250 epochs x 391 steps for one seed, eager; the fast options'
-   and the K-seeds figures scale GDAS's measured times by that E2NAS/GDAS ratio. (Step 1's E2NAS row times the
-   first steps of a fresh search: archive empty, a_prev = a_t, two weight passes, the cheap regime.)
+Parts (``--parts``, run in this order, the most important first; each under the deadline):
 
-Everything lands in one JSON (``--out``); a deadline keeps the whole under the time given (``--budget-s``), and
-whatever was skipped for time is listed in it.
+0. ``vectorized``: K seeds of one method as ONE vectorized search (``nasbench_suite.seedgroup``: one
+   StackedSupernet, the method's ``group_step``), K = 16, 1, 5, 32 (``--vk``), CIFAR-10-sized random data (C=16,
+   N=5, 32x32, batch 64, ENAS 128), against ONE reference (xautodl) process's step of the same method, interleaved in
+   this process: steps/s per seed-equivalent (K x group steps/s), the ratio to the reference's steps/s, the peak
+   device memory per K (a K that runs out of memory is recorded, not fatal); every method whose
+   ``vectorize_reason`` is "" (DARTS-V1 and GDAS first: the goal is >= 20x at K = 16), and a full 250-epoch E2NAS
+   search projected per seed-equivalent from its group step. The CUDA-graph variant is a slot that says "not built".
+   ``group-vs-single``: the group step of ``--single-k`` seeds against that many single-seed steps of ours in a row.
+1. ``steps``: every method, our step against xautodl's, interleaved in this process, eager fp32 (both sides), then
+   ours with the fast options (bf16 autocast, channels-last, TF32) against the same eager reference.
+2. ``k-seeds``: K seeds of one method at once on the one GPU (K = 1, 4, 8, 16 worker processes, as ``nas-suite run
+   --workers K --device cuda`` runs them): aggregate steps/s for DARTS-V1 and GDAS, eager and fast.
+3. ``e2nas``: a projected full E2NAS search time from E2NAS's expensive regime (``nasbench_suite_methods.e2nas.bench_step``: archive
+   full so the novelty term is live, gamma 0.5, three distinct cells in the weight step, timed interleaved with GDAS
+   steps on the same supernet and batches): E2NAS ms/step x 250 epochs x 391 steps for one seed, eager; the fast
+   options' and the K-seeds figures scale GDAS's measured times by that E2NAS/GDAS ratio. (Part 1's E2NAS row times
+   the first steps of a fresh search: archive empty, a_prev = a_t, two weight passes, the cheap regime.)
+4. ``compile``: DARTS-V1 with torch.compile of the mixture forward.
+
+Everything lands in one JSON (``--out``); a deadline keeps the whole under the time given (``--budget-s``; the
+vectorized parts stop starting measurements at ``--v-budget-s``), and whatever was skipped for time is listed in it.
 """
 
 from __future__ import annotations
@@ -147,10 +157,95 @@ def _round(method, label, fast_kw, k, steps, cmd_qs, res_q, log, size, device) -
     }
 
 
+#: the parts of the check, in the order they run (the most important first)
+PARTS = ("vectorized", "group-vs-single", "steps", "k-seeds", "e2nas", "compile")
+#: vectorized: methods in order of importance (the goals first), then the rest in the reports' order
+V_FIRST = ("darts-v1", "gdas", "e2nas")
+
 FASTS = {
     "eager": {},
     "amp=bf16,tf32,channels_last": {"amp": "bf16", "tf32": True, "channels_last": True},
 }
+
+
+def vectorized_parts(out, names, parts, args, dev, size, deadline, have_ref, log, save) -> None:
+    """Parts ``vectorized`` and ``group-vs-single`` (see the module docstring) into ``out["vectorized"]`` and
+    ``out["group_vs_single"]``; ``save()`` after every measurement."""
+    from nasbench_suite.groupbench import (
+        CUDA_GRAPH,
+        e2nas_projection,
+        goals,
+        not_vectorized,
+        time_group_vs_single,
+        time_vectorized,
+    )
+
+    ks = [int(k) for k in args.vk.split(",")]
+    order = [m for m in V_FIRST if m in names] + [m for m in names if m not in V_FIRST]
+    reasons = {m: not_vectorized(m, size) for m in order}
+    vec = [m for m in order if not reasons[m]]
+    sec: dict = {
+        "what": "K seeds as one group step (StackedSupernet + SeedGroup + group_step) vs one xautodl process",
+        "size": size,
+        "ks": ks,
+        "steps": args.v_steps,
+        "warmup": args.v_warmup,
+        "cuda_graph": CUDA_GRAPH,
+        "not_vectorized": {m: r for m, r in reasons.items() if r},
+        "rows": [],
+        "skipped": [],
+    }
+    out["vectorized"] = sec
+    for m, r in sec["not_vectorized"].items():
+        log(f"vectorized {m:9s}: not vectorized ({r})")
+
+    def on_row(row) -> None:
+        sec["rows"].append(row)
+        save()
+
+    for m in vec if "vectorized" in parts else ():
+        try:
+            _, skipped = time_vectorized(
+                m,
+                ks,
+                size=size,
+                device=dev,
+                steps=args.v_steps,
+                warmup=args.v_warmup,
+                reference=have_ref,
+                deadline=deadline,
+                log=log,
+                on_row=on_row,
+            )
+            sec["skipped"] += skipped
+        except Exception as e:  # noqa: BLE001 - one failing method must not lose the rest
+            log(f"vectorized {m}: FAILED {type(e).__name__}: {e}")
+            sec["rows"].append({"method": m, "error": traceback.format_exc()})
+        save()
+    sec["e2nas_projection"] = e2nas_projection(sec["rows"])
+    out["goals"] = goals(sec["rows"])
+    for goal, v in out["goals"].items():
+        log(f"goal {goal}: {v}")
+    save()
+    if "group-vs-single" not in parts:
+        return
+    gvs: dict = {"K": args.single_k, "size": size, "steps": args.v_steps, "rows": [], "skipped": []}
+    out["group_vs_single"] = gvs
+    for m in vec:
+        if time.time() > deadline:
+            gvs["skipped"].append(f"group-vs-single {m}: out of time")
+            continue
+        try:
+            r = time_group_vs_single(m, args.single_k, size=size, device=dev, steps=args.v_steps, warmup=args.v_warmup)
+            log(
+                f"group-vs-single {m:9s} K={r['K']}: group {r['group_ms']:.1f} ms, {r['K']} single steps "
+                f"{r['singles_ms']:.1f} ms -> {r['ratio']:.2f}x (pairs {r['pair_ratio']:.2f}x)"
+            )
+        except Exception as e:  # noqa: BLE001
+            log(f"group-vs-single {m}: FAILED {type(e).__name__}: {e}")
+            r = {"method": m, "error": traceback.format_exc()}
+        gvs["rows"].append(r)
+        save()
 
 
 def main() -> None:
@@ -164,12 +259,27 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--device", default="cuda", help="cpu: a dry run of the script's logic (use --size tiny)")
     ap.add_argument("--size", default="search", help="benchmark size (search = C=16, N=5, 32x32)")
+    ap.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, run in this order: {','.join(PARTS)}")
+    ap.add_argument("--methods", default=None, help="comma-separated methods (default: every registered one)")
+    ap.add_argument("--vk", default="16,1,5,32", help="vectorized: the K seeds per group, timed in this order")
+    ap.add_argument("--v-steps", type=int, default=5, help="vectorized: timed steps per side and K")
+    ap.add_argument("--v-warmup", type=int, default=2, help="vectorized: untimed steps per side and K")
+    ap.add_argument("--v-size", default=None, help="vectorized parts' size (default --size; or quick-preset)")
+    ap.add_argument("--v-budget-s", type=float, default=150.0, help="the vectorized parts start nothing after this")
+    ap.add_argument("--single-k", type=int, default=5, help="group-vs-single: K")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (the CPU dry run: 1)")
     args = ap.parse_args()
     t_start = time.time()
     deadline = t_start + args.budget_s
+    parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        sys.exit(f"gpu_check: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from nasbench_suite.timing import DEFAULT_METHODS, FastOptions, available_methods, environment, format_row, time_one
 
     def log(msg: str) -> None:
@@ -178,13 +288,13 @@ def main() -> None:
     dev = torch.device(args.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_check: torch sees no CUDA device")
-    out: dict = {"env": environment(dev), "steps": [], "k_seeds": [], "skipped": [], "notes": []}
+    out: dict = {"env": environment(dev), "parts": parts, "steps": [], "k_seeds": [], "skipped": [], "notes": []}
     try:
         import xautodl  # noqa: F401
     except ImportError:
         out["notes"].append("xautodl missing: ours only (carry its wheel, see gpu_check.sh)")
     have_ref = not out["notes"]
-    names, notes = available_methods(DEFAULT_METHODS)
+    names, notes = available_methods(args.methods.split(",") if args.methods else DEFAULT_METHODS)
     out["notes"] += notes
 
     def save() -> None:
@@ -193,12 +303,19 @@ def main() -> None:
         with open(args.out, "w") as f:
             json.dump(out, f, indent=1)
 
+    # 0. vectorized seeds (issue 17): one group step of K seeds against one reference process, per method and K
+    v_deadline = min(deadline, t_start + args.v_budget_s)
+    v_size = args.v_size or args.size
+    if "vectorized" in parts or "group-vs-single" in parts:
+        vectorized_parts(out, names, parts, args, dev, v_size, v_deadline, have_ref, log, save)
+
     # 1. step times, ours vs reference
     variants = [("eager", FastOptions()), ("fast", FastOptions(amp="bf16", tf32=True, channels_last=True))]
-    log("method     options                        ours ms    ref ms  ref/ours  steps/s        peak MiB")
-    for _label, fast in variants:
+    if "steps" in parts:
+        log("method     options                        ours ms    ref ms  ref/ours  steps/s        peak MiB")
+    for _label, fast in variants if "steps" in parts else ():
         for m in names:
-            if time.time() > deadline - 150:  # keep time for the K-seeds part
+            if time.time() > deadline - (150 if "k-seeds" in parts else 0):  # keep time for the K-seeds part
                 out["skipped"].append(f"step {m} {fast.label}")
                 continue
             try:
@@ -213,10 +330,13 @@ def main() -> None:
             save()
     # 2. K seeds on one GPU
     ks = [int(k) for k in args.k.split(",")]
-    km = [m for m in ("darts-v1", "gdas") if m in names]
-    rows, skipped = k_seeds(km, ks, list(FASTS.items()), args.k_steps, deadline, log, args.size, args.device)
-    out["k_seeds"], out["skipped"] = rows, out["skipped"] + skipped
-    save()
+    km = [m for m in ("darts-v1", "gdas") if m in names and "k-seeds" in parts]
+    if km:  # (spawns its worker processes first)
+        rows, skipped = k_seeds(km, ks, list(FASTS.items()), args.k_steps, deadline, log, args.size, args.device)
+        out["k_seeds"], out["skipped"] = rows, out["skipped"] + skipped
+        save()
+    else:
+        rows = []
 
     # 3. projected E2NAS search time, from the expensive regime (archive full, three weight passes)
     def ms(method, options):
@@ -226,7 +346,7 @@ def main() -> None:
         return None
 
     proj: dict = {}
-    if "e2nas" in names and time.time() < deadline:
+    if "e2nas" in names and "e2nas" in parts and time.time() < deadline:
         from nasbench_suite.timing import SIZES
         from nasbench_suite_methods.e2nas.bench_step import bench_step
 
@@ -273,7 +393,7 @@ def main() -> None:
         except Exception as e:  # noqa: BLE001 - the projection must not lose the rest
             log(f"e2nas expensive regime: FAILED {type(e).__name__}: {e}")
             out["e2nas_expensive_regime"] = {"error": traceback.format_exc()}
-    elif "e2nas" in names:
+    elif "e2nas" in names and "e2nas" in parts:
         out["skipped"].append("e2nas expensive regime")
     out["e2nas_projection"] = {"epochs": EPOCHS, "steps_per_epoch": STEPS_PER_EPOCH, **proj}
     for label, p in proj.items():
@@ -287,7 +407,7 @@ def main() -> None:
         )
     save()
     # 4. torch.compile of the mixture forward (last: compiling takes a while)
-    if not args.no_compile and "darts-v1" in names:
+    if not args.no_compile and "darts-v1" in names and "compile" in parts:
         # one variant only: compiling the C=16, N=5 mixture graph (forward + backward) takes minutes
         for fast in (FastOptions(amp="bf16", tf32=True, channels_last=True, compile="default"),):
             if time.time() > deadline - 60:
