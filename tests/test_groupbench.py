@@ -128,9 +128,11 @@ def test_gpu_check_dry_run_end_to_end(tmp_path):
     vec = data["vectorized"]
     assert vec["cuda_graph"] == CUDA_GRAPH
     rows = [r for r in vec["rows"] if "group_ms" in r]
-    assert {r["method"] for r in rows} >= {"darts-v1", "gdas"}
+    assert {r["method"] for r in rows} >= {"darts-v1", "gdas", "e2nas"}
     for r in rows:
-        assert all(_finite(r[k]) for k in ("group_ms", "seed_equiv_steps_per_s", "ref_ms", "ratio_vs_ref")), r
+        assert all(_finite(r[k]) for k in ("group_ms", "seed_equiv_steps_per_s")), r
+        if r["method"] != "e2nas":  # E2NAS has no xautodl counterpart
+            assert all(_finite(r[k]) for k in ("ref_ms", "ratio_vs_ref")), r
         assert all(_finite(v) for v in r["seed_losses"]), r
     assert not [r for r in vec["rows"] if "error" in r]
     assert all(_finite(r["ratio"]) for r in data["group_vs_single"]["rows"])
