@@ -16,9 +16,12 @@ from typing import Any
 
 import pandas as pd
 
-from .. import load_runs, open_benchmark
+from .. import open_benchmark
 from ..errors import StoreError
+from ..records import RunRecord
+from ..store import plain
 from .aggregate import Group, group_runs
+from .frames import load_runs
 from .tables import (
     NOT_IN_BENCH,
     Table,
@@ -45,7 +48,7 @@ class Report:
     groups: list[Group]
     tables: list[Table]
     problems: list[str] = field(default_factory=list)
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: dict[str, RunRecord] = field(default_factory=dict)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %z"))
 
 
@@ -134,18 +137,6 @@ def render_latex(rep: Report) -> str:
     return head + warn + "\n".join(to_latex(t) for t in rep.tables)
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if hasattr(x, "item"):
-        return _clean(x.item())
-    return x
-
-
 def report_dict(rep: Report) -> dict[str, Any]:
     """The report as plain data (NaN -> null)."""
     groups = []
@@ -177,7 +168,7 @@ def report_dict(rep: Report) -> dict[str, Any]:
                 "provenance": g.provenance,
             }
         )
-    return _clean(
+    return plain(
         {
             "results": str(rep.results),
             "created": rep.created,
