@@ -67,31 +67,41 @@ def bench_value(bench: BenchScores, dataset: str, metric: str) -> float | None:
 class _Part:
     """A JSON object of the record with known, typed keys (``KINDS``); unknown keys are kept in ``extra``.
 
-    ``to_json`` writes every known key (None as null), so a record keeps the shape the runner has always written.
+    ``to_json`` writes every known key (None as null), the shape the runner has always written, except the keys an
+    older record did not have (``absent``, still None): such a record writes back exactly as it was read.
     """
 
     KINDS: ClassVar[dict[str, str]] = {}
     extra: dict[str, Any]
+    absent: frozenset[str]
 
     @classmethod
     def _names(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name != "extra"]
+        return [f.name for f in fields(cls) if f.name not in ("extra", "absent")]
 
     def to_json(self) -> dict[str, Any]:
         """The part as the JSON object stored on disk."""
         out = dict(self.extra)
         for name in self._names():
             v = getattr(self, name)
-            out[name] = v.to_json() if isinstance(v, _Part) else v
+            if v is not None or name not in self.absent:
+                out[name] = v.to_json() if isinstance(v, _Part) else v
         return out
+
+    @classmethod
+    def _read(cls, data: dict[str, Any], values: dict[str, Any]):
+        names = cls._names()
+        return cls(
+            **values,
+            extra={k: v for k, v in data.items() if k not in names},
+            absent=frozenset(n for n in names if n not in data),
+        )
 
     @classmethod
     def from_json(cls, data: Any, where: str):
         """Read a stored JSON object; ValueError naming the key whose value has the wrong type."""
         data = _mapping({} if data is None else data, where)
-        names = cls._names()
-        values = {n: _check(data.get(n), cls.KINDS.get(n, "any"), f"{where}.{n}") for n in names}
-        return cls(**values, extra={k: v for k, v in data.items() if k not in names})
+        return cls._read(data, {n: _check(data.get(n), cls.KINDS.get(n, "any"), f"{where}.{n}") for n in cls._names()})
 
 
 @dataclass
@@ -103,6 +113,7 @@ class Environment(_Part):
     python: str | None = None
     host: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     KINDS: ClassVar[dict[str, str]] = {"device": "text", "torch": "text", "python": "text", "host": "text"}
 
 
@@ -114,6 +125,7 @@ class DataInfo(_Part):
     data_root: str | None = None  # "" for the embedded data / default location
     split: str | None = None  # the split's name (absent in records written before splits were recorded)
     extra: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     KINDS: ClassVar[dict[str, str]] = {"dataset": "text", "data_root": "text", "split": "text"}
 
     @property
@@ -137,6 +149,7 @@ class BenchmarkInfo(_Part):
     datasets: list[str] | None = None
     metrics: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     KINDS: ClassVar[dict[str, str]] = {
         "name": "text",
         "provenance": "text",
@@ -156,6 +169,7 @@ class FinalResult(_Part):
     train_loss: float | None = None
     valid_loss: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     KINDS: ClassVar[dict[str, str]] = {"arch": "text", "train_loss": "number", "valid_loss": "number"}
 
     @classmethod
@@ -176,6 +190,7 @@ class Timings(_Part):
     steps_per_epoch: int | None = None
     resumed: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     KINDS: ClassVar[dict[str, str]] = {
         "total_s": "number",
         "search_s": "number",
@@ -214,6 +229,7 @@ class RunRecord(_Part):
     timings: Timings = field(default_factory=Timings)
     finished_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    absent: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     KINDS: ClassVar[dict[str, str]] = {
         "run_id": "text",
@@ -258,7 +274,7 @@ class RunRecord(_Part):
             raise ValueError(f"{where} has no schema_version")
         for n in ("spec", "config", "method_info"):
             values[n] = values[n] or {}
-        rec = cls(**values, extra={k: v for k, v in data.items() if k not in names})
+        rec = cls._read(data, values)
         _check(rec.protocol_settings, "mapping", f"{where}.config.protocol")
         _check(rec.epochs, "integer", f"{where}.config.protocol.epochs")
         _check(rec.hparams, "mapping", f"{where}.config.hparams")
