@@ -17,6 +17,7 @@ from .alpha import AlphaMethod, KeepArchGradMixin
 @register("darts-v1", aliases=("darts", "dartsv1", "darts-1st"))
 class DartsV1(KeepArchGradMixin, AlphaMethod):
     display_name = "DARTS-V1"
+    reference = f"{__package__}.reference.darts_v1:DartsV1Reference"  # its NB201 script on xautodl (timing, tests)
 
     def search_step(self, train_batch, valid_batch, epoch, step):
         net = self.ctx.supernet

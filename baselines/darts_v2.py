@@ -38,6 +38,7 @@ from .alpha import AlphaMethod, KeepArchGradMixin
 @register("darts-v2", aliases=("dartsv2", "darts-2nd"))
 class DartsV2(KeepArchGradMixin, AlphaMethod):
     display_name = "DARTS-V2"
+    reference = f"{__package__}.reference.darts_v2:DartsV2Reference"  # its NB201 script on xautodl (timing, tests)
 
     @dataclass(frozen=True)
     class Hparams:

@@ -37,6 +37,7 @@ def gumbel_hard_weights(alpha: torch.Tensor, tau: float) -> tuple[torch.Tensor, 
 @register("gdas")
 class GDAS(KeepArchGradMixin, AlphaMethod):
     display_name = "GDAS"
+    reference = f"{__package__}.reference.gdas:GDASReference"  # its NB201 script on xautodl (timing, tests)
 
     @dataclass(frozen=True)
     class Hparams:

@@ -25,6 +25,7 @@ from .setn import WeightSamplingHparams, WeightSamplingMixin
 @register("rsps", aliases=("random", "random-nas"))
 class RSPS(WeightSamplingMixin, OneShotMethod):
     display_name = "RSPS"
+    reference = f"{__package__}.reference.rsps:RSPSReference"  # its NB201 script on xautodl (timing, tests)
 
     @dataclass(frozen=True)
     class Hparams(WeightSamplingHparams):

@@ -76,6 +76,7 @@ class WeightSamplingMixin:
 @register("setn")
 class SETN(WeightSamplingMixin, AlphaMethod):
     display_name = "SETN"
+    reference = f"{__package__}.reference.setn:SETNReference"  # its NB201 script on xautodl (timing, tests)
 
     @dataclass(frozen=True)
     class Hparams(WeightSamplingHparams):

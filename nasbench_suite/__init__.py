@@ -6,6 +6,7 @@ The Python API, for notebooks and scripts (the ``nas-suite`` CLI is a thin layer
     runs = ns.load_runs("results")        # .runs, .epochs: pandas DataFrames; .records; .problems
     print(ns.report("results"))           # the Markdown tables; format="csv" | "latex" | "json" | "html"
     bench = ns.open_benchmark(None)       # the embedded table, or a NATS-Bench folder / NB201 .pth path
+    outcomes = ns.run(["rsps", "darts"], seeds=2, results="results")   # what `nas-suite run` does
 
 Imports are lazy, so ``import nasbench_suite`` stays cheap.
 """
@@ -18,10 +19,13 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable, Iterable
+
     from .analysis.frames import LoadedRuns
     from .benchmarks import Benchmark
+    from .executors import Outcome
 
-__all__ = ["__version__", "load_runs", "open_benchmark", "report"]
+__all__ = ["__version__", "load_runs", "open_benchmark", "report", "run"]
 
 
 def load_runs(path: str | Path = "results") -> LoadedRuns:
@@ -58,3 +62,43 @@ def open_benchmark(path: str | Path | None = None) -> Benchmark:
     from .benchmarks import open_benchmark as _open
 
     return _open(path)
+
+
+def run(
+    methods: str | Iterable[str],
+    seeds: int = 1,
+    *,
+    seed_start: int = 0,
+    protocol: str = "quick",
+    dataset: str | None = None,
+    sets: Iterable[str] = (),
+    grid: str | None = None,
+    results: str | Path = "results",
+    data_root: str | Path | None = None,
+    benchmark: str | Path | None = None,
+    device: str | None = None,
+    workers: int = 1,
+    force: bool = False,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> list[Outcome]:
+    """Search as ``nas-suite run`` does: ``methods`` (names or aliases, a list or comma-separated) x ``seeds`` (x the ``grid``'s points), each
+    run stored under ``results``; returns one :class:`~nasbench_suite.executors.Outcome` per run. The plan is checked
+    first (:func:`nasbench_suite.preflight.preflight`: settings, data, benchmark opened once, device, results folder;
+    a :class:`NasSuiteError` before anything runs); ``sets``: ``"key=value"`` overrides; ``workers > 1``: a local
+    pool of processes; ``progress`` receives the step and epoch events of :mod:`nasbench_suite.progress`."""
+    from .config import parse_set
+    from .executors import run_inprocess, run_pool
+    from .method import canonical_name
+    from .plan import build_plan
+    from .preflight import preflight
+    from .runner import RunOptions
+
+    listed = methods.split(",") if isinstance(methods, str) else methods
+    names = list(dict.fromkeys(canonical_name(m) for m in listed))
+    plan = build_plan(names, range(seed_start, seed_start + seeds), protocol, dataset, parse_set(tuple(sets)), grid)
+    root = Path(data_root) if data_root is not None else None
+    checked = preflight(plan, Path(results), data_root=root, benchmark=benchmark, device=device, force=force)
+    options = RunOptions(Path(results), root, benchmark, checked.device, force)
+    if workers == 1:
+        return run_inprocess(plan, options, progress, benchmark=checked.benchmark)
+    return run_pool(plan, options, workers, progress=progress)

@@ -6,9 +6,11 @@ code 2, with no traceback. Nothing stored is touched before the inputs are check
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -48,17 +50,26 @@ class LazyGroup(click.Group):
     ``lazy_commands`` maps a command name to ``("module:attribute", short help)``. The short help is given here so
     that ``--help`` can list a command without importing it (several of these modules import torch, which alone
     takes seconds); ``tests/test_cli_lazy.py`` checks it equals the command's own. A command whose module is not
-    installed (an optional method package) is listed but answers "No such command".
+    installed (an optional method package) is listed but answers "No such command". ``aliases`` maps an old
+    command name to its command.
     """
 
-    def __init__(self, *args, lazy_commands: dict[str, tuple[str, str]] | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        lazy_commands: dict[str, tuple[str, str]] | None = None,
+        aliases: dict[str, str] | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy_commands = dict(lazy_commands or {})
+        self.aliases = dict(aliases or {})
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+        return sorted({*super().list_commands(ctx), *self.lazy_commands, *self.aliases})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        name = self.aliases.get(name, name)
         if name in self.commands or name not in self.lazy_commands:
             return super().get_command(ctx, name)
         return self._load(name)
@@ -66,7 +77,9 @@ class LazyGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
-            if name in self.commands:
+            if name in self.aliases:
+                rows.append((name, f"The same as {self.aliases[name]}."))
+            elif name in self.commands:
                 cmd = self.commands[name]
                 if not cmd.hidden:
                     rows.append((name, cmd.get_short_help_str(formatter.width - 6 - len(name))))  # as click does
@@ -91,11 +104,14 @@ class LazyGroup(click.Group):
 
 #: Commands living in other modules (method packages contribute groups, e.g. `nas-suite e2nas train-vae`).
 LAZY_COMMANDS = {
-    "bench": (
-        "nasbench_suite.bench:bench",
-        "Time one search step of every method against the xautodl reference (same process, interleaved).",
+    "time-steps": (
+        "nasbench_suite.timing:time_steps_cmd",
+        "Time one search step of every method against its reference implementation (same process, interleaved).",
     ),
-    "e2nas": ("methods.e2nas.cli:e2nas", "E2NAS: train the graph autoencoder, check its gates."),
+    "e2nas": (
+        "nasbench_suite_methods.e2nas.cli:e2nas",
+        "E2NAS: train the graph autoencoder, check its gates, time its step.",
+    ),
     "probe-search": (
         "nasbench_suite.probe:probe_search_cmd",
         "Run each method's arch update alone on a known additive landscape; report the reached cells' rank.",
@@ -105,9 +121,16 @@ LAZY_COMMANDS = {
         "Rerun a small deterministic configuration of every method and compare it with the stored baseline.",
     ),
 }
+#: Old command names kept working: alias -> command. (``bench`` timed steps; "benchmark" means NB201's tables.)
+COMMAND_ALIASES = {"bench": "time-steps"}
 
 
-@click.group(cls=LazyGroup, lazy_commands=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=LAZY_COMMANDS,
+    aliases=COMMAND_ALIASES,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="nas-suite")
 def cli() -> None:
     """Compare one-shot NAS methods on NAS-Bench-201: search, query, store, report."""
@@ -198,14 +221,80 @@ def run(
     cluster_log_dir,
 ) -> None:
     """Search with METHODS x SEEDS, query the benchmark, store one record per run."""
-    import dataclasses
-
-    from .config import MAX_SEED, parse_set, resolve
-    from .executors import run_inprocess, run_pool
-    from .method import get_method
+    from .config import parse_set
+    from .executors import summary
     from .plan import build_plan
+    from .preflight import preflight
+    from .progress import PlanProgress
     from .runner import RunOptions
     from .store import Store
+
+    _check_run_args(seeds, seed_start, workers)
+    results = _results_folder(results)
+    executor = executor or ("inprocess" if workers == 1 else "local")
+    copts = None
+    if executor in ("slurm", "submitit-local"):
+        from .cluster import ClusterOptions
+
+        copts = ClusterOptions(executor, partition, gpus_per_job, time_limit, array_parallelism, cluster_log_dir)
+        copts.check()
+    names = _methods_list(methods)
+    embedded = protocol is None and data_root is None and benchmark is None
+    seed_range = range(seed_start, seed_start + seeds)
+    plan = build_plan(names, seed_range, protocol or "quick", dataset, parse_set(sets), grid)
+    if len(plan) > CONFIRM_RUNS and not yes:
+        raise ConfigError(
+            f"the plan has {len(plan)} runs ({len(names)} method(s) x {seeds} seed(s)"
+            f"{' x the grid' if grid else ''}); add --yes to run them all"
+        )
+    say = (lambda *a, **k: None) if quiet or as_json else (lambda *a, **k: click.echo(*a, err=True, **k))
+    with _say_if_slow(say, f"plan: {len(plan)} run(s); checking the data and benchmark files..."):
+        checked = preflight(
+            plan,
+            results,
+            data_root=data_root,
+            benchmark=benchmark,
+            device=device,
+            force=force,
+            cluster_gpus=gpus_per_job if copts is not None else None,
+            load_data=executor != "slurm",
+        )
+    options = RunOptions(results=results, data_root=data_root, benchmark=benchmark, device=checked.device, force=force)
+    if embedded:
+        bench_name = checked.benchmark.name
+        say(f"no data or benchmark given: quick protocol on the embedded digits dataset, {bench_name} benchmark")
+    say(f"plan: {len(plan)} run(s) -> {results}")
+    display = PlanProgress(len(plan), quiet=quiet or as_json)  # bars on a terminal, else a line per epoch
+    outcomes = _dispatch(plan, options, executor, workers, copts, checked.benchmark, display, say)
+    display.close()
+    if as_json:
+        click.echo(json.dumps([_outcome_json(o) for o in outcomes], indent=1))
+    abandoned = _abandoned(outcomes, Store(results), options.claim_stale_s)
+    _say_summary(say, summary(outcomes), abandoned, cluster=copts is not None)
+    if any(o.status == "failed" for o in outcomes) or abandoned:
+        sys.exit(1)
+
+
+def _dispatch(plan, options, executor: str, workers: int, copts, benchmark, display, say) -> list:
+    """Hand the plan to its executor; the display receives the outcomes and the (throttled) progress events."""
+    from .executors import run_inprocess, run_pool
+    from .progress import throttled
+
+    on_outcome, progress = display.outcome, throttled(display.event)  # (a redraw per step would cost fast steps)
+    if copts is not None:
+        from .cluster import run_cluster
+
+        logs = copts.log_dir or options.results / "submitit"
+        say(f"submitting {len(plan)} job(s) ({copts.executor}); job logs under {logs}")
+        return run_cluster(plan, options, copts, on_outcome)
+    if executor == "inprocess":
+        return run_inprocess(plan, options, progress, on_outcome, benchmark=benchmark)
+    return run_pool(plan, options, workers, on_outcome, progress)
+
+
+def _check_run_args(seeds: int, seed_start: int, workers: int) -> None:
+    """The numbers of ``run`` that need no library to check."""
+    from .config import MAX_SEED
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
@@ -215,119 +304,42 @@ def run(
         raise ConfigError(f"--seeds {seeds} is more than any study needs (at most {MAX_SEEDS})")
     if seed_start + seeds - 1 > MAX_SEED:
         raise ConfigError(f"--seed-start {seed_start} with --seeds {seeds} goes past the largest seed, {MAX_SEED}")
-    results = _results_folder(results)
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    executor = executor or ("inprocess" if workers == 1 else "local")
-    copts = None
-    if executor in ("slurm", "submitit-local"):
-        from .cluster import ClusterOptions
 
-        copts = ClusterOptions(executor, partition, gpus_per_job, time_limit, array_parallelism, cluster_log_dir)
-        copts.check()
-    names = _methods_list(methods)
-    overrides = parse_set(sets)
-    embedded = protocol is None and data_root is None and benchmark is None
-    protocol = protocol or "quick"
-    plan = build_plan(names, range(seed_start, seed_start + seeds), protocol, dataset, overrides, grid)
-    if len(plan) > CONFIRM_RUNS and not yes:
-        raise ConfigError(
-            f"the plan has {len(plan)} runs ({len(names)} method(s) x {seeds} seed(s)"
-            f"{' x the grid' if grid else ''}); add --yes to run them all"
-        )
-    # Check every spec resolves (unknown keys, bad types, values out of range) before anything runs; the seed
-    # plays no part in that, so each distinct configuration is resolved once.
-    protocols = {}
-    for spec in plan:
-        key = dataclasses.replace(spec, seed=0)
-        if key not in protocols:
-            cls = get_method(spec.method)
-            protocols[key] = resolve(spec, cls.Hparams, cls.name).protocol
-    datasets = {p.dataset for p in protocols.values()}
-    # for an ETA from the first epochs on, not only after the first run
-    say = (lambda *a, **k: None) if quiet or as_json else (lambda *a, **k: click.echo(*a, err=True, **k))
-    # Loading a dataset or a benchmark file to check it can take a while: say so if it does (a quick refusal
-    # stays the one line of its error).
-    import threading
 
-    slow = threading.Timer(1.0, say, (f"plan: {len(plan)} run(s); checking the data and benchmark files...",))
+@contextlib.contextmanager
+def _say_if_slow(say, message: str, after_s: float = 1.0):
+    """Say ``message`` if the block takes longer than ``after_s`` (loading a dataset or a benchmark file to check it
+    can take a while; a quick refusal stays the one line of its error)."""
+    slow = threading.Timer(after_s, say, (message,))
     slow.daemon = True
     slow.start()
     try:
-        if data_root is not None and not data_root.exists():
-            from .errors import DataError
-
-            raise DataError(f"data root {data_root} does not exist")
-        if data_root is not None and datasets <= {"digits"}:
-            raise ConfigError(
-                f"--data-root {data_root} would be ignored: the plan's dataset is the embedded 'digits' "
-                "(choose --dataset cifar10, cifar100 or ImageNet16-120)"
-            )
-        if executor != "slurm":  # (a cluster's data paths need not exist on the login node)
-            _check_data(protocols.values(), data_root)
-        from .benchmarks import open_benchmark
-
-        bench = open_benchmark(benchmark)  # validates the path now, not in a worker later
-        import torch
-
-        if copts is not None:  # jobs run elsewhere: this (login) node's GPUs say nothing about theirs
-            device = device or ("cuda" if gpus_per_job > 0 else "cpu")
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        _check_device(device, protocols.values(), local=copts is None)
-        Store(results).ensure_writable()
-        if not force:  # a stored run made under other settings is not silently reused
-            from .runner import check_stored_configs
-
-            check_stored_configs(plan, results)
+        yield
     finally:
         slow.cancel()
-    options = RunOptions(results=results, data_root=data_root, benchmark=benchmark, device=device, force=force)
-    if embedded:
-        say(f"no data or benchmark given: quick protocol on the embedded digits dataset, {bench.name} benchmark")
-    say(f"plan: {len(plan)} run(s) -> {results}")
-    from .progress import PlanProgress, throttled
 
-    display = PlanProgress(len(plan), quiet=quiet or as_json)  # bars on a terminal, else a line per epoch
-    on_outcome, progress = display.outcome, throttled(display.event)  # (a redraw per step would cost fast steps)
-    if copts is not None:
-        from .cluster import run_cluster
 
-        say(f"submitting {len(plan)} job(s) ({copts.executor}); job logs under {copts.log_dir or results / 'submitit'}")
-        outcomes = run_cluster(plan, options, copts, on_outcome)
-    elif executor == "inprocess":
-        outcomes = run_inprocess(plan, options, progress, on_outcome)
-    else:
-        outcomes = run_pool(plan, options, workers, on_outcome, progress)
-    display.close()
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "claimed", "failed")}
-    counts["requeued"] = sum(o.requeues > 0 for o in outcomes)
-    abandoned = _abandoned(outcomes, Store(results), options.claim_stale_s)
-    if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "run_id": o.run_id,
-                        "status": o.status,
-                        "error": o.error,
-                        "arch": o.record.final.arch if o.record else None,
-                        "requeues": o.requeues,
-                        "log": o.log,
-                    }
-                    for o in outcomes
-                ],
-                indent=1,
-            )
-        )
+def _outcome_json(o) -> dict:
+    return {
+        "run_id": o.run_id,
+        "status": o.status,
+        "error": o.error,
+        "arch": o.record.final.arch if o.record else None,
+        "requeues": o.requeues,
+        "log": o.log,
+    }
+
+
+def _say_summary(say, counts: dict[str, int], abandoned: list[tuple[str, str]], cluster: bool) -> None:
     for run_id, holder in abandoned:
         say(f"    {run_id}: skipped for {holder}, which ended without finishing it; run again to finish it")
     left = f" ({len(abandoned)} left unfinished by it)" if abandoned else ""
     say(
         f"finished: {counts['done']} run, {counts['skipped']} already stored, {counts['claimed']} run by another "
-        f"process{left}, {counts['failed']} failed" + (f", {counts['requeued']} requeued" if copts is not None else "")
+        f"process{left}, {counts['failed']} failed" + (f", {counts['requeued']} requeued" if cluster else "")
     )
-    if counts["failed"] or abandoned:
-        sys.exit(1)
 
 
 def _abandoned(outcomes, store, stale_after_s: float) -> list[tuple[str, str]]:
@@ -341,48 +353,6 @@ def _abandoned(outcomes, store, stale_after_s: float) -> list[tuple[str, str]]:
             if live_holder(store.run_dir(o.run_id), stale_after_s) is None:
                 out.append((o.run_id, (o.error or "").split(" is being run by ")[-1] or "another process"))
     return out
-
-
-def _check_data(protocols, data_root) -> None:
-    """Load each planned dataset once (a missing or malformed data file fails now, not in every run) and refuse a
-    batch larger than a half of its search split."""
-    from .data import load_dataset, search_split
-    from .data.checks import STANDARD_SIZES, dataset_warnings
-
-    loaded = {}
-    for p in protocols:
-        if p.dataset not in loaded:
-            loaded[p.dataset] = load_dataset(p.dataset, data_root if p.dataset != "digits" else None)
-        split = search_split(loaded[p.dataset], p.split_seed, official=p.split == "official")
-        room = min(len(split.train), len(split.valid))
-        if p.batch_size > room:
-            std = STANDARD_SIZES.get(p.dataset)
-            usual = f" (the standard {p.dataset} has {std[0]:,} training and {std[1]:,} test images)" if std else ""
-            raise ConfigError(
-                f"batch_size={p.batch_size} is out of range: the search split of {p.dataset} has "
-                f"{len(split.train)} + {len(split.valid)} images, so it must be <= {room}{usual}"
-            )
-    for ds in loaded.values():  # a set far smaller than the standard one is allowed, with a warning
-        for warning in dataset_warnings(ds, source=str(data_root)):
-            click.echo(warning, err=True)
-
-
-def _check_device(device: str, protocols, local: bool) -> None:
-    """Refuse a device torch does not know, a CUDA device this machine lacks, or an amp mode the device lacks."""
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {device!r} is not a device (use cpu, cuda or cuda:N)") from None
-    if not local or dev.type != "cuda":
-        return  # (cluster jobs: this node's GPUs say nothing about theirs; CPU autocast supports bf16)
-    if not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA device is visible on this machine (use --device cpu)")
-    if dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if any(p.amp == "bf16" for p in protocols) and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"amp='bf16' is out of range: {torch.cuda.get_device_name(dev)} has no bfloat16 support")
 
 
 @cli.command()

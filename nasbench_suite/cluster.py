@@ -170,10 +170,3 @@ def run_cluster(
     if copts.gpus_per_job == 0 and options.device.startswith("cuda"):
         options = replace(options, device="cpu")
     return collect(submit(plan, options, copts), copts.poll_s, on_outcome)
-
-
-def summary(outcomes: list[Outcome]) -> dict[str, int]:
-    """Counts for the end-of-plan line: done, skipped, claimed, failed, and requeued (jobs requeued at least once)."""
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "claimed", "failed")}
-    counts["requeued"] = sum(o.requeues > 0 for o in outcomes)
-    return counts

@@ -18,12 +18,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .benchmarks import Benchmark, open_benchmark
 from .claims import ClaimHeld
 from .config import RunSpec
 from .errors import NasSuiteError
+from .ownership import run_one
 from .progress import throttled
 from .records import RunRecord
-from .runner import ProgressFn, RunOptions, run_one
+from .runner import ProgressFn, RunOptions
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,22 @@ class Outcome:
     log: str | None = None  # cluster jobs: the job's stdout/stderr files
 
 
-def _execute(spec: RunSpec, options: RunOptions, progress: ProgressFn | None) -> Outcome:
+def summary(outcomes: list[Outcome]) -> dict[str, int]:
+    """Counts for the end-of-plan line: done, skipped, claimed, failed, and requeued (jobs requeued at least once)."""
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "claimed", "failed")}
+    counts["requeued"] = sum(o.requeues > 0 for o in outcomes)
+    return counts
+
+
+def _execute(
+    spec: RunSpec, options: RunOptions, progress: ProgressFn | None, benchmark: Benchmark | None = None
+) -> Outcome:
     from .store import Store
 
     t0 = time.perf_counter()
     already = not options.force and Store(options.results).is_done(spec.run_id)
     try:
-        record = run_one(spec, options, progress)
+        record = run_one(spec, options, progress, benchmark=benchmark)
     except ClaimHeld as e:  # not a failure: another process owns the run and will store it
         return Outcome(spec.run_id, "claimed", error=str(e), seconds=time.perf_counter() - t0)
     except NasSuiteError as e:
@@ -58,12 +69,18 @@ def _execute(spec: RunSpec, options: RunOptions, progress: ProgressFn | None) ->
 
 
 def run_inprocess(
-    plan: list[RunSpec], options: RunOptions, progress: ProgressFn | None = None, on_outcome: Callable | None = None
+    plan: list[RunSpec],
+    options: RunOptions,
+    progress: ProgressFn | None = None,
+    on_outcome: Callable | None = None,
+    benchmark: Benchmark | None = None,
 ) -> list[Outcome]:
-    """Run the plan sequentially in this process."""
+    """Run the plan sequentially in this process, every run on the one ``benchmark`` (opened from
+    ``options.benchmark`` here when not given)."""
+    bench = benchmark if benchmark is not None else open_benchmark(options.benchmark)
     outcomes = []
     for spec in plan:
-        out = _execute(spec, options, progress)
+        out = _execute(spec, options, progress, bench)
         outcomes.append(out)
         if on_outcome:
             on_outcome(out)
@@ -105,7 +122,12 @@ def _pool_task(spec: RunSpec, options: RunOptions) -> Outcome:
         # one visible GPU per worker slot
         device = f"cuda:{_SLOT['slot'] % torch.cuda.device_count()}"
     progress = throttled(_forward) if _SLOT.get("events") is not None else None
-    return _execute(spec, replace(options, device=device), progress)
+    if "benchmark" not in _SLOT:  # opened once per worker process, at its first run, and kept for the others
+        try:
+            _SLOT["benchmark"] = open_benchmark(options.benchmark)
+        except NasSuiteError as e:
+            return Outcome(spec.run_id, "failed", error=str(e))
+    return _execute(spec, replace(options, device=device), progress, _SLOT["benchmark"])
 
 
 def _drain(events, progress: ProgressFn) -> None:

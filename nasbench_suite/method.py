@@ -151,6 +151,10 @@ class OneShotMethod(ABC):
     Hparams: ClassVar[type] = NoHparams
     #: named sweeps (``nas-suite run --grid NAME``): each a list of ``--set`` mappings, one stored run per point
     grids: ClassVar[dict[str, list[dict[str, str]]]] = {}
+    #: ``"module:Class"`` of the method's reference step: its original implementation driven step by step (e.g.
+    #: ``nasbench_suite_baselines.reference``), which the step-timing harness times against ours and the reference
+    #: tests compare with ours; None: no reference (timed alone). See :func:`nasbench_suite.timing.reference_class`.
+    reference: ClassVar[str | None] = None
 
     def __init__(self, hparams: Any = None):
         self.hparams = hparams if hparams is not None else self.Hparams()
@@ -158,7 +162,7 @@ class OneShotMethod(ABC):
 
     @classmethod
     def for_timing(cls, hparams: Any) -> tuple[OneShotMethod, str]:
-        """An instance for the step-timing harness (:mod:`nasbench_suite.bench`), and a note for its table.
+        """An instance for the step-timing harness (:mod:`nasbench_suite.timing`), and a note for its table.
 
         A method whose run loads an artefact from disk may override this to use a stand-in of the same cost when
         the artefact is absent (the note then says so); the harness names no method."""
@@ -305,13 +309,13 @@ def _load_builtin_methods() -> None:
     from .imports import import_optional
 
     for module in (
-        "baselines.rsps",
-        "baselines.darts_v1",
-        "baselines.darts_v2",
-        "baselines.gdas",
-        "baselines.setn",
-        "baselines.enas",
-        "methods.e2nas.search",
+        "nasbench_suite_baselines.rsps",
+        "nasbench_suite_baselines.darts_v1",
+        "nasbench_suite_baselines.darts_v2",
+        "nasbench_suite_baselines.gdas",
+        "nasbench_suite_baselines.setn",
+        "nasbench_suite_baselines.enas",
+        "nasbench_suite_methods.e2nas.search",
     ):
         import_optional(module)  # a method package that is not installed is skipped
     _load_plugins()

@@ -558,11 +558,45 @@ def count_parameters(module: nn.Module) -> int:
 
 
 # --- interoperability with the reference implementation ----------------------------------------------------------
+def _fuse_reference_node(node, sd: dict, own: dict, new: dict, *, src: str, dst: str) -> None:
+    """Move one node's per-edge conv weights, biases and BN tensors of the reference cell ``src`` (popped from
+    ``sd``) into our fused per-node tensors under ``dst`` in ``new`` (``own``: our state, for what has no source)."""
+    q = dst
+    w3, w1, b3, b1 = [], [], [], []
+    stats = {s: ([], []) for s in ("running_mean", "running_var", "weight", "bias")}
+    for e in node.edges:
+        dst_node, src_node = EDGES[e]
+        ek = f"{src}edges.{dst_node}<-{src_node}."
+        w3.append(sd.pop(ek + f"{CONV3}.op.1.weight"))
+        w1.append(sd.pop(ek + f"{CONV1}.op.1.weight"))
+        if node.bias3 is not None:
+            b3.append(sd.pop(ek + f"{CONV3}.op.1.bias"))
+            b1.append(sd.pop(ek + f"{CONV1}.op.1.bias"))
+        for s in stats:
+            for pos, op in ((0, CONV3), (1, CONV1)):
+                key = ek + f"{op}.op.2.{s}"
+                if key in sd:
+                    stats[s][pos].append(sd.pop(key))
+        for op in (CONV3, CONV1):
+            sd.pop(ek + f"{op}.op.2.num_batches_tracked", None)
+    new[q + "conv3"], new[q + "conv1"] = torch.cat(w3), torch.cat(w1)
+    if b3:
+        new[q + "bias3"], new[q + "bias1"] = torch.cat(b3), torch.cat(b1)
+    for s, (a, b) in stats.items():
+        if a:
+            name = q + (f"bn_{s}" if s in ("weight", "bias") else s)
+            if name in own:
+                new[name] = torch.cat(a + b)
+    if q + "num_batches_tracked" in own:
+        new[q + "num_batches_tracked"] = own[q + "num_batches_tracked"].clone()
+    new[q + "_extra_state"] = own[q + "_extra_state"]
+
+
 def load_reference_state_dict(net: Supernet, ref_state: dict[str, torch.Tensor]) -> None:
     """Copy the weights of an xautodl NB201 search network (``TinyNetworkDarts``/``GDAS``/``SETN``/``RANDOM``/
     ``ENAS`` state dict: names ``stem.*``, ``cells.L.edges.i<-j.OP.op.*``, ``lastact.0``, ``classifier``) into ``net``.
 
-    Pure name mapping (xautodl is not imported); used by the reference-equivalence tests and the benchmark harness.
+    Pure name mapping (xautodl is not imported); used by the reference-equivalence tests and the step timing.
     """
     sd = {k: v for k, v in ref_state.items() if k not in ("arch_parameters",)}
     own = net.state_dict()
@@ -583,35 +617,7 @@ def load_reference_state_dict(net: Supernet, ref_state: dict[str, torch.Tensor])
             take(f"layers.{li}.shortcut.weight", p + "downsample.1.weight")
             continue
         for j, node in enumerate(layer.nodes):
-            q = f"layers.{li}.nodes.{j}."
-            w3, w1, b3, b1 = [], [], [], []
-            stats = {s: ([], []) for s in ("running_mean", "running_var", "weight", "bias")}
-            for e in node.edges:
-                dst_node, src_node = EDGES[e]
-                ek = f"{p}edges.{dst_node}<-{src_node}."
-                w3.append(sd.pop(ek + f"{CONV3}.op.1.weight"))
-                w1.append(sd.pop(ek + f"{CONV1}.op.1.weight"))
-                if node.bias3 is not None:
-                    b3.append(sd.pop(ek + f"{CONV3}.op.1.bias"))
-                    b1.append(sd.pop(ek + f"{CONV1}.op.1.bias"))
-                for s in stats:
-                    for pos, op in ((0, CONV3), (1, CONV1)):
-                        key = ek + f"{op}.op.2.{s}"
-                        if key in sd:
-                            stats[s][pos].append(sd.pop(key))
-                for op in (CONV3, CONV1):
-                    sd.pop(ek + f"{op}.op.2.num_batches_tracked", None)
-            new[q + "conv3"], new[q + "conv1"] = torch.cat(w3), torch.cat(w1)
-            if b3:
-                new[q + "bias3"], new[q + "bias1"] = torch.cat(b3), torch.cat(b1)
-            for s, (a, b) in stats.items():
-                if a:
-                    dst = q + (f"bn_{s}" if s in ("weight", "bias") else s)
-                    if dst in own:
-                        new[dst] = torch.cat(a + b)
-            if q + "num_batches_tracked" in own:
-                new[q + "num_batches_tracked"] = own[q + "num_batches_tracked"].clone()
-            new[q + "_extra_state"] = own[q + "_extra_state"]
+            _fuse_reference_node(node, sd, own, new, src=p, dst=f"layers.{li}.nodes.{j}.")
     for s in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
         if f"lastact.{s}" in own:
             take(f"lastact.{s}", f"lastact.0.{s}")

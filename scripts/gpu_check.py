@@ -5,7 +5,7 @@
    channels-last, TF32) against the same eager reference; DARTS-V1 also with torch.compile of the mixture forward.
 2. K seeds of one method at once on the one GPU (K = 1, 4, 8, 16 worker processes, as ``nas-suite run --workers K
    --device cuda`` runs them): aggregate steps/s for DARTS-V1 and GDAS, eager and fast.
-3. A projected full E2NAS search time from E2NAS's expensive regime (``methods.e2nas.bench_step``: archive full so the
+3. A projected full E2NAS search time from E2NAS's expensive regime (``nasbench_suite_methods.e2nas.bench_step``: archive full so the
    novelty term is live, gamma 0.5, three distinct cells in the weight step, timed interleaved with GDAS steps on
    the same supernet and batches): E2NAS ms/step x 250 epochs x 391 steps for one seed, eager; the fast options'
    and the K-seeds figures scale GDAS's measured times by that E2NAS/GDAS ratio. (Step 1's E2NAS row times the
@@ -41,7 +41,7 @@ def _worker(rank: int, cmd_q, res_q) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from nasbench_suite.bench import SIZES, FastOptions, OurStepper, bench_protocol, device_sync, make_stream
+    from nasbench_suite.timing import SIZES, FastOptions, OurStepper, device_sync, make_stream, timing_protocol
 
     steppers: dict = {}
     current = None
@@ -56,7 +56,7 @@ def _worker(rank: int, cmd_q, res_q) -> None:
                 key = (method, tuple(sorted(fast_kw.items())))
                 if key not in steppers:
                     fast = FastOptions(**fast_kw)
-                    config = bench_protocol(method, size)
+                    config = timing_protocol(method, size)
                     st = OurStepper(method, config, dev, fast=fast, seed=rank)
                     bs, hw = config.protocol.batch_size, SIZES[size]["hw"]
                     tr = make_stream(4 * bs, hw, bs, dev, 2 * rank + 1, fast.channels_last)
@@ -170,7 +170,7 @@ def main() -> None:
 
     import torch
 
-    from nasbench_suite.bench import DEFAULT_METHODS, FastOptions, available_methods, bench_one, environment, format_row
+    from nasbench_suite.timing import DEFAULT_METHODS, FastOptions, available_methods, environment, format_row, time_one
 
     def log(msg: str) -> None:
         print(msg, flush=True)
@@ -202,7 +202,7 @@ def main() -> None:
                 out["skipped"].append(f"step {m} {fast.label}")
                 continue
             try:
-                r = bench_one(
+                r = time_one(
                     m, size=args.size, device=dev, steps=args.steps, warmup=args.warmup, fast=fast, reference=have_ref
                 )
                 log(format_row(r))
@@ -227,8 +227,8 @@ def main() -> None:
 
     proj: dict = {}
     if "e2nas" in names and time.time() < deadline:
-        from methods.e2nas.bench_step import bench_step
-        from nasbench_suite.bench import SIZES
+        from nasbench_suite.timing import SIZES
+        from nasbench_suite_methods.e2nas.bench_step import bench_step
 
         sz = SIZES[args.size]
         try:
@@ -295,7 +295,7 @@ def main() -> None:
                 continue
             t0 = time.time()
             try:
-                r = bench_one(
+                r = time_one(
                     "darts-v1", size=args.size, device=dev, steps=args.steps, warmup=3, fast=fast, reference=have_ref
                 )
                 log(format_row(r) + f"  [incl. compile: {time.time() - t0:.0f} s]")

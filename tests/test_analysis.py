@@ -472,8 +472,8 @@ def test_regress_green_on_fresh_baseline(baseline: Path, tmp_path: Path):
 
 @slow
 def test_regress_red_when_derive_changes(baseline: Path, monkeypatch):
-    from baselines.rsps import RSPS
     from nasbench_suite.analysis import regress
+    from nasbench_suite_baselines.rsps import RSPS
 
     original = RSPS.derive
 
@@ -492,8 +492,8 @@ def test_regress_red_when_derive_changes(baseline: Path, monkeypatch):
 
 @slow
 def test_regress_red_when_losses_change(baseline: Path, monkeypatch):
-    from baselines.darts_v1 import DartsV1
     from nasbench_suite.analysis import regress
+    from nasbench_suite_baselines.darts_v1 import DartsV1
 
     original = DartsV1.search_step
 
@@ -537,8 +537,8 @@ def test_regress_without_baseline_or_with_plan_change(tmp_path: Path, baseline: 
 
 @slow
 def test_regress_reports_a_method_that_cannot_run(baseline: Path, monkeypatch):
-    from baselines.rsps import RSPS
     from nasbench_suite.analysis import regress
+    from nasbench_suite_baselines.rsps import RSPS
 
     def broken_setup(self, ctx):
         raise ConfigError("weights for rsps not found: train them first")

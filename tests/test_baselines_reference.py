@@ -1,4 +1,5 @@
-"""Every baseline against the reference (xautodl networks + the NB201 scripts' step logic, tests/reference.py) over
+"""Every baseline against its reference step (xautodl networks + the NB201 scripts' step logic, the classes of
+``nasbench_suite_baselines.reference`` that ``nas-suite time-steps`` times, found as the timing finds them) over
 22 consecutive steps that cross two epoch boundaries (the LR and GDAS's tau change there; ENAS trains its
 controller there), under both SGD semantics (``zero``: PyTorch 1.x ``zero_grad``, ``none``: PyTorch >= 2.0).
 
@@ -20,11 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from nasbench_suite.config import Protocol
-from nasbench_suite.method import OneShotMethod, get_method, make_context, protocol_sgd
+from nasbench_suite.method import OneShotMethod, get_method, make_context
 from nasbench_suite.space import Cell
 from nasbench_suite.supernet import Supernet, SupernetConfig, load_reference_state_dict
-
-from . import reference as R
+from nasbench_suite.timing import reference_class
 
 pytestmark = pytest.mark.reference
 
@@ -80,10 +80,10 @@ def _scripted_cells(seed=0):
 
 
 class Pair:
-    """The reference network with its optimisers and our method on a copy of its weights, arch parameters and
-    controller, in float64."""
+    """The method's reference step (its network and optimisers) and our method on a copy of its weights, arch
+    parameters and controller, in float64."""
 
-    def __init__(self, kind, method, semantics, hparams=None, track=True, grad_clip=CLIP, seed=0, **proto):
+    def __init__(self, method, semantics, hparams=None, track=True, grad_clip=CLIP, seed=0, **proto):
         self.semantics, self.set_to_none = semantics, semantics == "none"
         self.p = p = Protocol(
             C=C,
@@ -95,12 +95,16 @@ class Pair:
             select_candidates=100,
             **proto,
         )
+        cls = get_method(method)
+        hparams = hparams if hparams is not None else cls.Hparams()
+        pytest.importorskip("xautodl", reason="xautodl is the test-only reference (pip install --no-deps xautodl)")
         torch.manual_seed(seed)
-        self.ref = R.xautodl_net(kind, C=C, N=N, track=track).to(DTYPE)
+        self.R = reference_class(method)(p, hparams, dtype=DTYPE, seed=seed)
+        self.ref, self.w_opt, self.a_opt = self.R.net, self.R.w_optimizer, self.R.a_optimizer
         ours = Supernet(SupernetConfig(C=C, N=N, num_classes=10, track_running_stats=track)).to(DTYPE)
         load_reference_state_dict(ours, self.ref.state_dict())
         self.selection: dict[tuple[int, int], list] = {}
-        self.m = m = get_method(method)(hparams)
+        self.m = m = cls(hparams)
         ctx = make_context(
             ours,
             p,
@@ -109,21 +113,16 @@ class Pair:
             selection_batches=lambda epoch, augment=None, salt=0: iter(self.selection[(epoch, salt)]),
         )
         m.setup(ctx)
-        weights = self.ref.get_weights() if hasattr(self.ref, "get_weights") else self.ref.parameters()
-        self.w_opt = protocol_sgd(weights, p)
-        self.a_opt = None
-        if isinstance(getattr(self.ref, "arch_parameters", None), torch.nn.Parameter):
+        if self.a_opt is not None:
             m.alpha = torch.nn.Parameter(self.ref.arch_parameters.detach().clone())
             m.a_optimizer = ctx.arch_adam([m.alpha])
-            self.a_opt = ctx.arch_adam([self.ref.arch_parameters])
-        if kind == "enas":
-            self.controller = self.ref.create_controller().to(DTYPE)
+        if hasattr(self.R, "controller"):
+            self.controller = self.R.controller
             m.controller.load_state_dict(self.controller.state_dict())
             m.controller.to(DTYPE)
             h = m.hparams
             adam = dict(lr=h.controller_lr, betas=tuple(h.controller_betas), eps=h.controller_eps)
             m.c_optimizer = torch.optim.Adam(m.controller.parameters(), **adam)
-            self.c_opt = torch.optim.Adam(self.controller.parameters(), **adam)
 
     def set_lr(self, epoch):
         for opt in (self.w_opt, self.m.ctx.w_optimizer):
@@ -145,32 +144,34 @@ class Pair:
                 torch.testing.assert_close(a, b, **TOL, msg=lambda s, name=name: f"{where} controller {name}: {s}")
 
 
-def _run(pair: Pair, ref_step, our_step=None, end_epoch=None):
-    """22 steps over 3 epochs: per step the reference's and our losses and then all state must agree."""
+def _run(pair: Pair, ref_step=None, end_epoch=None):
+    """22 steps over 3 epochs: per step the reference's and our losses and then all state must agree. The reference
+    step is the reference class's own (``ref_step``: a variant of it), its epoch schedule too."""
     m = pair.m
     for i, batch in enumerate(_steps()):
         epoch = i // STEPS_PER_EPOCH
         if i % STEPS_PER_EPOCH == 0:
             pair.set_lr(epoch)
+            pair.R.begin_epoch(epoch)
             m.begin_epoch(epoch)
         torch.manual_seed(100 + i)
-        ref_losses = ref_step(i, epoch, batch)
+        ref_out = ref_step(*batch) if ref_step else pair.R.step(*batch)
         torch.manual_seed(100 + i)
-        out = our_step(i, epoch, batch) if our_step else m.search_step(*batch, epoch, i % STEPS_PER_EPOCH)
-        assert out["train_loss"] == pytest.approx(ref_losses[0], **LOSS_TOL), f"step {i}"
-        if len(ref_losses) > 1:
-            assert out["valid_loss"] == pytest.approx(ref_losses[1], **LOSS_TOL), f"step {i}"
+        out = m.search_step(*batch, epoch, i % STEPS_PER_EPOCH)
+        assert set(ref_out) <= set(out), f"step {i}"
+        for key, value in ref_out.items():
+            assert out[key] == pytest.approx(value, **LOSS_TOL), f"step {i} {key}"
         if (i + 1) % STEPS_PER_EPOCH == 0 and end_epoch is not None:
             end_epoch(epoch)
         pair.assert_same(f"step {i}:")
 
 
-def _assert_selection_matches(pair: Pair, epoch: int, n: int, set_cell, monkeypatch) -> list[Cell]:
+def _assert_selection_matches(pair: Pair, epoch: int, n: int, monkeypatch) -> list[Cell]:
     """Our derive(epoch) scores its candidates as the reference scores them on the same selection batches (one
     batch each, eval mode) and picks the reference's best; returns the candidates."""
     pair.selection[(epoch, 0)] = _selection(epoch, n=n)
     cell, candidates, scores = _capture_scores(pair, epoch, monkeypatch)
-    ref_scores = R.score_cells(pair.ref, candidates, pair.selection[(epoch, 0)], set_cell)
+    ref_scores = pair.R.score_cells(candidates, iter(pair.selection[(epoch, 0)]))
     assert len(candidates) == n and scores == pytest.approx(ref_scores, abs=1e-4)
     assert cell == candidates[int(np.argmax(ref_scores))]
     return candidates
@@ -195,22 +196,15 @@ def _capture_scores(pair: Pair, epoch: int, monkeypatch):
 # --- DARTS-V1, GDAS: weight step then arch step ------------------------------------------------------------------
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_darts_v1_matches_reference_over_epochs(semantics):
-    pair = Pair("darts", "darts-v1", semantics)
-    _run(pair, lambda i, e, b: R.weight_then_arch_step(pair.ref, pair.w_opt, pair.a_opt, b, CLIP, pair.set_to_none))
+    _run(Pair("darts-v1", semantics))
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_gdas_matches_reference_over_epochs(semantics):
     """Tau goes 10 -> 5.05 -> 0.1 at the epoch boundaries on both sides; the noise is the same per step."""
-    pair = Pair("gdas", "gdas", semantics)
-
-    def ref_step(i, epoch, batch):
-        if i % STEPS_PER_EPOCH == 0:  # GDAS.py: tau_max - (tau_max - tau_min) * epoch / (total_epoch - 1)
-            pair.ref.set_tau(10 - 9.9 * epoch / (EPOCHS - 1))
-        return R.weight_then_arch_step(pair.ref, pair.w_opt, pair.a_opt, batch, CLIP, pair.set_to_none)
-
-    _run(pair, ref_step)
-    assert pair.m.tau == pytest.approx(0.1)
+    pair = Pair("gdas", semantics)
+    _run(pair)
+    assert pair.m.tau == pytest.approx(0.1) and pair.ref.tau == pytest.approx(0.1)
     assert pair.m.derive(EPOCHS - 1).arch_str == pair.ref.genotype().tostr()
 
 
@@ -219,35 +213,19 @@ def test_gdas_matches_reference_over_epochs(semantics):
 def test_darts_v2_matches_reference_over_epochs(semantics):
     """The unrolled arch step first (momentum buffers in the virtual step from step 2 on), then the weight step.
     DARTS computes every op in every step, so both semantics update every row; ``none`` only runs with the slow set."""
-    pair = Pair("darts", "darts-v2", semantics)
-    _run(pair, lambda i, e, b: R.darts_v2_step(pair.ref, pair.w_opt, pair.a_opt, b, CLIP, pair.set_to_none))
+    _run(Pair("darts-v2", semantics))
 
 
 def test_darts_v2_nats_order_matches_search_cell():
     """NATS-Bench's search-cell.py: network.zero_grad(), the weight step without clipping, network.zero_grad(),
     then the unrolled arch step (which sees the updated weights); BN without running statistics."""
     hp = get_method("darts-v2").Hparams(weight_step_first=True)
-    pair = Pair("darts", "darts-v2", "zero", hparams=hp, track=False, grad_clip=0.0)
-    ref, w_opt, a_opt = pair.ref, pair.w_opt, pair.a_opt
-
-    def ref_step(i, epoch, batch):
-        (x, y), _ = batch
-        ref.zero_grad(set_to_none=False)
-        loss = F.cross_entropy(R.logits(ref, x), y)
-        loss.backward()
-        w_opt.step()
-        ref.zero_grad(set_to_none=False)
-        grad, arch_loss = R.unrolled_grad(ref, w_opt, batch)
-        ref.arch_parameters.grad = grad.clone()
-        a_opt.step()
-        return loss.item(), arch_loss
-
-    _run(pair, ref_step)
+    _run(Pair("darts-v2", "zero", hparams=hp, track=False, grad_clip=0.0))
 
 
 def test_darts_v2_unrolled_gradient_is_second_order():
     """The implicit (Hessian) term is present: the unrolled gradient differs from the first-order one."""
-    pair = Pair("darts", "darts-v2", "zero")
+    pair = Pair("darts-v2", "zero")
     m = pair.m
     batch = _steps()[0]
     grad, _, _ = m.unrolled_arch_grad(*batch)
@@ -259,76 +237,63 @@ def test_darts_v2_unrolled_gradient_is_second_order():
 
 
 # --- SETN, RSPS: scripted cells, then candidate selection ---------------------------------------------------------
-def _scripted_pair(kind: str, method: str, semantics: str, seed: int) -> tuple[Pair, list[Cell]]:
-    """A pair whose method trains the scripted cells (the reference trains the same ones)."""
-    pair = Pair(kind, method, semantics)
-    cells = _scripted_cells(seed)
-    it = iter(cells)
-    pair.m.sample_weight_cells = lambda: next(it)
-    return pair, cells
+def _scripted_pair(method: str, semantics: str, seed: int) -> Pair:
+    """A pair whose method and reference train the same scripted cells."""
+    pair = Pair(method, semantics)
+    ours, theirs = iter(_scripted_cells(seed)), iter(_scripted_cells(seed))
+    pair.m.sample_weight_cells = lambda: next(ours)
+    pair.R.sample_cell = lambda: next(theirs)
+    return pair
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_setn_matches_reference_over_epochs_and_selects_the_same_cell(semantics, monkeypatch):
-    pair, cells = _scripted_pair("setn", "setn", semantics, 1)
-    _run(pair, lambda i, e, b: R.setn_step(pair.ref, pair.w_opt, pair.a_opt, b, cells[i], pair.set_to_none))
+    pair = _scripted_pair("setn", semantics, 1)
+    _run(pair)
 
-    candidates = _assert_selection_matches(
-        pair, EPOCHS - 1, 100, lambda c: pair.ref.set_cal_mode("dynamic", R.structure(c)), monkeypatch
-    )
+    candidates = _assert_selection_matches(pair, EPOCHS - 1, 100, monkeypatch)
     assert [c.arch_str for c in candidates] == [s.tostr() for s in pair.ref.return_topK(100)]
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_rsps_matches_reference_over_epochs_and_selects_the_same_cell(semantics, monkeypatch):
-    pair, cells = _scripted_pair("random", "rsps", semantics, 2)
-    _run(pair, lambda i, e, b: (R.random_nas_step(pair.ref, pair.w_opt, b, cells[i], CLIP, pair.set_to_none),))
+    pair = _scripted_pair("rsps", semantics, 2)
+    _run(pair)
 
-    _assert_selection_matches(
-        pair, EPOCHS - 1, 100, lambda c: setattr(pair.ref, "arch_cache", R.structure(c)), monkeypatch
-    )
+    _assert_selection_matches(pair, EPOCHS - 1, 100, monkeypatch)
 
 
 # --- ENAS: shared steps, controller phase at each epoch's end, selection ------------------------------------------
 @pytest.mark.parametrize("semantics", SEMANTICS)
 def test_enas_matches_reference_over_epochs(semantics, monkeypatch):
     hp = get_method("enas").Hparams(controller_steps=2, controller_aggregate=2, epoch_samples=20)
-    pair = Pair("enas", "enas", semantics, hparams=hp)
-    baseline = {"ref": None}
+    pair = Pair("enas", semantics, hparams=hp)
 
     def end_epoch(epoch):
         batches = _selection(100 + epoch, n=4)
         pair.selection[(epoch, 1)] = batches
         torch.manual_seed(7 + epoch)
-        baseline["ref"] = R.enas_train_controller(
-            pair.ref, pair.controller, pair.c_opt, batches, baseline["ref"], 2, 2, pair.set_to_none
-        )
+        ref_baseline = pair.R.train_controller(batches)
         torch.manual_seed(7 + epoch)
         pair.m.end_epoch(epoch)
-        assert pair.m.baseline == pytest.approx(baseline["ref"], abs=1e-6)
+        assert pair.m.baseline == pytest.approx(ref_baseline, abs=1e-6)
 
-    def ref_step(i, epoch, batch):
-        return (R.enas_shared_step(pair.ref, pair.controller, pair.w_opt, batch, CLIP, pair.set_to_none),)
-
-    _run(pair, ref_step, end_epoch=end_epoch)
+    _run(pair, end_epoch=end_epoch)
     assert pair.m.baseline is not None
 
     # not the last epoch: epoch_samples (20) candidates
-    _assert_selection_matches(pair, 1, 20, lambda c: pair.ref.update_arch(list(c.ops)), monkeypatch)
+    _assert_selection_matches(pair, 1, 20, monkeypatch)
 
 
 def test_enas_nats_carries_the_mean_baseline():
     """NATS-Bench's search-cell.py carries BaselineMeter.avg (the epoch's mean b) to the next epoch."""
     hp = get_method("enas").Hparams(controller_steps=2, controller_aggregate=2, carry_baseline="mean")
-    pair = Pair("enas", "enas", "zero", hparams=hp)
-    ref_b = None  # epoch 0 starts without a baseline; epoch 1 carries epoch 0's mean
-    for epoch in (0, 1):
+    pair = Pair("enas", "zero", hparams=hp)
+    for epoch in (0, 1):  # epoch 0 starts without a baseline; epoch 1 carries epoch 0's mean
         batches = _selection(200 + epoch, n=4)
         pair.selection[(epoch, 1)] = batches
         torch.manual_seed(3 + epoch)
-        ref_b = R.enas_train_controller(
-            pair.ref, pair.controller, pair.c_opt, batches, ref_b, 2, 2, False, carry="mean"
-        )
+        ref_b = pair.R.train_controller(batches)
         torch.manual_seed(3 + epoch)
         pair.m.end_epoch(epoch)
         assert pair.m.baseline == pytest.approx(ref_b, abs=1e-6)
@@ -337,7 +302,7 @@ def test_enas_nats_carries_the_mean_baseline():
 
 # --- pieces shared with the reference ----------------------------------------------------------------------------
 def test_gdas_tau_schedule_matches_script():
-    pair = Pair("gdas", "gdas", "zero")
+    pair = Pair("gdas", "zero")
     pair.m.ctx.epochs = 250
     taus = []
     for epoch in (0, 1, 249):
@@ -347,9 +312,9 @@ def test_gdas_tau_schedule_matches_script():
 
 
 def test_setn_candidates_match_return_topk():
-    from baselines.setn import top_cells_by_log_prob
+    from nasbench_suite_baselines.setn import top_cells_by_log_prob
 
-    pair = Pair("setn", "setn", "zero")
+    pair = Pair("setn", "zero")
     with torch.no_grad():
         pair.ref.arch_parameters.copy_(torch.randn(6, 5, dtype=DTYPE))
         pair.m.alpha.copy_(pair.ref.arch_parameters)
@@ -360,7 +325,7 @@ def test_setn_candidates_match_return_topk():
 def _controllers(seed=0):
     from xautodl.models.cell_searchs.search_model_enas_utils import Controller as RefController
 
-    from baselines.enas import Controller
+    from nasbench_suite_baselines.enas import Controller
 
     torch.manual_seed(seed)
     ref = RefController(6, 5)
@@ -370,7 +335,7 @@ def _controllers(seed=0):
 
 
 def test_enas_controller_initialisation_matches_reference():
-    R.xautodl_net("enas", C=C, N=N)  # skips without xautodl
+    pytest.importorskip("xautodl", reason="xautodl is the test-only reference (pip install --no-deps xautodl)")
     ref, ours = _controllers()
     assert list(ref.state_dict()) == list(ours.state_dict())
     for a, b in zip(ref.state_dict().values(), ours.state_dict().values()):
@@ -378,7 +343,7 @@ def test_enas_controller_initialisation_matches_reference():
 
 
 def test_enas_controller_samples_log_probs_entropy_match_reference():
-    R.xautodl_net("enas", C=C, N=N)
+    pytest.importorskip("xautodl", reason="xautodl is the test-only reference (pip install --no-deps xautodl)")
     ref, ours = _controllers()
     with torch.no_grad():  # different weights than the init, copied into ours
         for p in ref.parameters():

@@ -19,7 +19,8 @@ import torch
 
 from nasbench_suite.cli import main
 from nasbench_suite.config import RunSpec
-from nasbench_suite.runner import RunOptions, run_one
+from nasbench_suite.ownership import run_one
+from nasbench_suite.runner import RunOptions
 
 pytestmark = pytest.mark.timeout(600)  # subprocesses: a hung one fails the test instead of the CI run
 

@@ -20,10 +20,12 @@ import torch
 from click.testing import CliRunner
 
 from nasbench_suite.cli import cli
-from nasbench_suite.cluster import ClusterOptions, collect, run_cluster, submit, summary
+from nasbench_suite.cluster import ClusterOptions, collect, run_cluster, submit
 from nasbench_suite.config import RunSpec
 from nasbench_suite.errors import ConfigError
-from nasbench_suite.runner import RunOptions, run_one
+from nasbench_suite.executors import summary
+from nasbench_suite.ownership import run_one
+from nasbench_suite.runner import RunOptions
 from nasbench_suite.store import Store, read_metrics, read_record
 
 pytestmark = pytest.mark.timeout(600)  # subprocesses: a hung one fails the test instead of the CI run

@@ -12,7 +12,8 @@ from nasbench_suite.analysis.report import build_report
 from nasbench_suite.cli import cli, main
 from nasbench_suite.config import RunSpec
 from nasbench_suite.errors import ConfigError
-from nasbench_suite.runner import RunOptions, config_hash, run_one
+from nasbench_suite.ownership import run_one
+from nasbench_suite.runner import RunOptions, config_hash
 from nasbench_suite.store import Store, atomic_write_json, json_default, read_record
 
 TINY = (("epochs", "2"), ("steps_per_epoch", "2"), ("select_candidates", "4"), ("C", "4"))

@@ -20,7 +20,8 @@ import pytest
 from nasbench_suite.analysis.frames import load_runs
 from nasbench_suite.claims import executions
 from nasbench_suite.config import RunSpec
-from nasbench_suite.runner import Run, RunOptions, run_one
+from nasbench_suite.ownership import run_one
+from nasbench_suite.runner import Run, RunOptions
 from nasbench_suite.store import Store, read_metrics, read_record
 
 pytestmark = pytest.mark.timeout(900)  # subprocesses: a hung one fails the test instead of the CI run
@@ -44,7 +45,8 @@ torch.set_num_threads(1)
 from nasbench_suite.benchmarks import open_benchmark
 from nasbench_suite.config import RunSpec
 from nasbench_suite.data import load_dataset
-from nasbench_suite.runner import RunOptions, run_one
+from nasbench_suite.runner import RunOptions
+from nasbench_suite.ownership import run_one
 from nasbench_suite.space import Cell
 
 import nasbench_suite.runner as runner_module
@@ -246,7 +248,8 @@ def test_claim_left_on_a_finished_run_is_released_on_the_next_visit(tmp_path):
     until the next `run` visits it, which takes it over and releases it without rerunning anything."""
     from nasbench_suite.claims import CLAIM_FILE, acquire
     from nasbench_suite.config import RunSpec
-    from nasbench_suite.runner import RunOptions, run_one
+    from nasbench_suite.ownership import run_one
+    from nasbench_suite.runner import RunOptions
 
     spec = RunSpec("rsps", 0, "quick", tuple(sorted(TINY.items())))
     opts = RunOptions(results=tmp_path)

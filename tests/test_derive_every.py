@@ -7,7 +7,8 @@ import pytest
 
 from nasbench_suite import runner as runner_mod
 from nasbench_suite.config import RunSpec
-from nasbench_suite.runner import RunOptions, run_one
+from nasbench_suite.ownership import run_one
+from nasbench_suite.runner import RunOptions
 from nasbench_suite.store import Store, read_metrics
 
 TINY = (("epochs", "3"), ("steps_per_epoch", "2"), ("select_candidates", "3"))

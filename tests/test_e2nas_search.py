@@ -11,16 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.e2nas.complement import complementary_cell, weight_terms
-from methods.e2nas.novelty import ArchiveNovelty, fit_gennorm, gennorm_logpdf_mean
-from methods.e2nas.schedules import gamma_at, parse_gamma
-from methods.e2nas.search import E2NAS, OFFICIAL_SWITCHES
-from methods.e2nas.vae import GraphVAE, VAEConfig
 from nasbench_suite.config import Protocol, RunSpec, load_preset, resolve
 from nasbench_suite.errors import ConfigError
 from nasbench_suite.method import SearchContext, get_method, make_context
 from nasbench_suite.space import NUM_EDGES, NUM_OPS, Cell
 from nasbench_suite.supernet import Supernet, SupernetConfig
+from nasbench_suite_methods.e2nas.complement import complementary_cell, weight_terms
+from nasbench_suite_methods.e2nas.novelty import ArchiveNovelty, fit_gennorm, gennorm_logpdf_mean
+from nasbench_suite_methods.e2nas.schedules import gamma_at, parse_gamma
+from nasbench_suite_methods.e2nas.search import E2NAS, OFFICIAL_SWITCHES
+from nasbench_suite_methods.e2nas.vae import GraphVAE, VAEConfig
 
 
 # -- fixtures -------------------------------------------------------------------------------------------------
@@ -34,7 +34,7 @@ def tiny_vae() -> GraphVAE:
 def trained_vae() -> GraphVAE:
     """The committed autoencoder. Gradient-path tests need a decoder that decodes z to a cell through which signal
     flows: an untrained one may decode the all-`none` cell, whose loss (correctly) has no arch gradient at all."""
-    from methods.e2nas.vae import load_default_vae
+    from nasbench_suite_methods.e2nas.vae import load_default_vae
 
     return load_default_vae()[0].eval()
 
@@ -227,7 +227,7 @@ def test_st_temperature_keeps_the_latent_gradient_alive_at_cells(trained_vae):
 
 
 def test_z_starts_at_a_different_cell_per_seed(trained_vae):
-    from methods.e2nas.search import E2NAS
+    from nasbench_suite_methods.e2nas.search import E2NAS
 
     starts, z0s = [], []
     for seed in range(5):
@@ -369,7 +369,7 @@ def test_softmax_st_needs_nz_30():
 
 
 def test_official_decode_draws_independently_per_role(tiny_vae):
-    from methods.e2nas.search import ROLES
+    from nasbench_suite_methods.e2nas.search import ROLES
 
     m = make_method(tiny_vae, official_stochastic_decode=True)
     with torch.no_grad():
@@ -406,7 +406,7 @@ def test_official_step_uses_each_role_where_the_authors_code_does(tiny_vae, monk
     """Weight step trains the 'weight' draw; the complement is built against the 'complement' draw; the first a_prev
     is the 'complement' draw (their `if step == 0: pre_index = cur_index`); the archive gets the 'archive' draw;
     the arch step uses the 'arch' draw; the next a_prev is the 'next_prev' draw."""
-    from methods.e2nas import search as S
+    from nasbench_suite_methods.e2nas import search as S
 
     m = make_method(tiny_vae, official_stochastic_decode=True, archive_size=2)
     roles = {
@@ -502,8 +502,8 @@ def test_registry_presets_and_bad_settings():
 def test_cli_train_vae_exit_status_follows_the_gates(monkeypatch, tmp_path):
     from click.testing import CliRunner
 
-    from methods.e2nas import train_vae as tv
-    from methods.e2nas.cli import e2nas
+    from nasbench_suite_methods.e2nas import train_vae as tv
+    from nasbench_suite_methods.e2nas.cli import e2nas
 
     calls = []
     report = {
@@ -520,24 +520,42 @@ def test_cli_train_vae_exit_status_follows_the_gates(monkeypatch, tmp_path):
         "all_pass": True,
     }
 
-    def fake(seed, hidden, epochs, out):
-        calls.append((seed, hidden, epochs, out))
+    def fake(seed, hidden, epochs, batch_size, lr, out, log):
+        calls.append((seed, hidden, epochs, batch_size, lr, out))
         return dict(report)
 
-    monkeypatch.setattr(tv, "train_vae_command", fake)
+    monkeypatch.setattr(tv, "train_vae", fake)
     out = tmp_path / "v.pt"
-    r = CliRunner().invoke(e2nas, ["train-vae", "--seed", "3", "--hidden", "32", "--epochs", "2", "--out", str(out)])
+    args = ["train-vae", "--seed", "3", "--hidden", "32", "--epochs", "2", "--batch-size", "8", "--lr", "0.01"]
+    r = CliRunner().invoke(e2nas, [*args, "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert calls == [(3, 32, 2, out)] and "PASS" in r.output and "FAIL" not in r.output
+    assert calls == [(3, 32, 2, 8, 0.01, out)] and "PASS" in r.output and "FAIL" not in r.output
+    r = CliRunner().invoke(e2nas, ["train-vae", "--out", str(out)])
+    assert calls[-1] == (0, tv.DEFAULT_HIDDEN, tv.DEFAULT_EPOCHS, tv.DEFAULT_BATCH, tv.DEFAULT_LR, out)
     report.update(gate_iii_pass=False, gate_iii_stochastic_recon=0.9, all_pass=False)
     r = CliRunner().invoke(e2nas, ["train-vae", "--out", str(out)])
     assert r.exit_code == 1 and "FAIL  (iii)" in r.output
 
 
+def test_cli_time_step_prints_the_costs_as_json(monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from nasbench_suite_methods.e2nas.cli import e2nas
+
+    args = ["time-step", "--C", "4", "--N", "1", "--batch", "4", "--hw", "8", "--steps", "1", "--warmup", "0"]
+    r = CliRunner().invoke(e2nas, args)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["C"] == 4 and out["steps"] == 1 and out["e2nas_step_ms"] > 0 and out["gdas_step_ms"] > 0
+    assert CliRunner().invoke(e2nas, [*args[:-4], "--steps", "0"]).exit_code != 0
+
+
 def test_cli_gates_on_missing_weights_is_a_user_error(tmp_path):
     from click.testing import CliRunner
 
-    from methods.e2nas.cli import e2nas
+    from nasbench_suite_methods.e2nas.cli import e2nas
 
     r = CliRunner().invoke(e2nas, ["gates", "--weights", str(tmp_path / "none.pt")])
     assert r.exit_code != 0 and isinstance(r.exception, ConfigError)

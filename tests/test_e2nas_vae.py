@@ -7,10 +7,11 @@ import hashlib
 import pytest
 import torch
 
-from methods.e2nas import graph
-from methods.e2nas.graph import ADD, END, START, cell_to_types, types_to_ops
-from methods.e2nas.train_vae import all_types, evaluate_gates, fit_vae, min_pairwise_distance
-from methods.e2nas.vae import (
+from nasbench_suite.space import NUM_CELLS, Cell, all_ops_array
+from nasbench_suite_methods.e2nas import graph
+from nasbench_suite_methods.e2nas.graph import ADD, END, START, cell_to_types, types_to_ops
+from nasbench_suite_methods.e2nas.train_vae import all_types, evaluate_gates, fit_vae, min_pairwise_distance
+from nasbench_suite_methods.e2nas.vae import (
     DEFAULT_WEIGHTS,
     GraphVAE,
     VAEConfig,
@@ -19,7 +20,6 @@ from methods.e2nas.vae import (
     missing_weights_message,
     save_vae,
 )
-from nasbench_suite.space import NUM_CELLS, Cell, all_ops_array
 
 from .conftest import skip_unless_ci
 

@@ -14,7 +14,8 @@ from nasbench_suite.benchmarks import open_benchmark
 from nasbench_suite.config import RunSpec
 from nasbench_suite.data import load_dataset
 from nasbench_suite.data.sources import DIGITS_FILE
-from nasbench_suite.runner import RunOptions, run_one
+from nasbench_suite.ownership import run_one
+from nasbench_suite.runner import RunOptions
 from nasbench_suite.store import Store, atomic_write_json, read_record
 
 TINY = (("epochs", "2"), ("steps_per_epoch", "2"), ("select_candidates", "3"), ("C", "4"))

@@ -17,7 +17,8 @@ import pytest
 
 from nasbench_suite import store as store_mod
 from nasbench_suite.config import RunSpec
-from nasbench_suite.runner import RunOptions, run_one
+from nasbench_suite.ownership import run_one
+from nasbench_suite.runner import RunOptions
 from nasbench_suite.store import Store, read_metrics, read_record
 from tests.test_cli_errors import TINY, _snapshot, invoke
 
@@ -143,11 +144,11 @@ def test_a_skipped_run_whose_holder_died_unfinished_is_reported(tmp_path, monkey
         other = RunSpec("rsps", 1, "quick", SPEC.overrides)
         real = executors.run_one
 
-        def run_one_then(spec, options, progress=None):
+        def run_one_then(spec, options, progress=None, benchmark=None):
             if spec.run_id == other.run_id:  # the holder dies while this runner is busy with its next run
                 holder.kill()
                 holder.wait()
-            return real(spec, options, progress)
+            return real(spec, options, progress, benchmark)
 
         monkeypatch.setattr(executors, "run_one", run_one_then)
         code, out, err = invoke(

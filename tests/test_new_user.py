@@ -117,7 +117,7 @@ def test_methods_lists_settings_defaults_and_grids():
 
 
 def test_train_vae_refuses_the_committed_weights_without_force(tmp_path: Path):
-    from methods.e2nas.vae import DEFAULT_WEIGHTS
+    from nasbench_suite_methods.e2nas.vae import DEFAULT_WEIGHTS
 
     before = DEFAULT_WEIGHTS.read_bytes()
     proc = cli("e2nas", "train-vae", "--out", str(DEFAULT_WEIGHTS), "--epochs", "1")

@@ -43,14 +43,14 @@ def test_a_plugin_lists_runs_and_reports_like_a_builtin(tmp_path):
 @pytest.mark.parametrize(
     "entry, module, taken, owner",
     [
-        (f"rsps = {DIST}:DemoPlugin\n", MODULE, "name 'rsps'", "'rsps' (baselines.rsps.RSPS)"),
+        (f"rsps = {DIST}:DemoPlugin\n", MODULE, "name 'rsps'", "'rsps' (nasbench_suite_baselines.rsps.RSPS)"),
         (
             f"{NAME} = {DIST}\n",
             MODULE.replace(
                 "from nasbench_suite.space", "from nasbench_suite.method import register\nfrom nasbench_suite.space"
             ).replace("class DemoPlugin", f"@register({NAME!r}, aliases=('dp', 'darts'))\nclass DemoPlugin"),
             "alias 'darts'",
-            "'darts-v1' (baselines.darts_v1.DartsV1)",
+            "'darts-v1' (nasbench_suite_baselines.darts_v1.DartsV1)",
         ),
     ],
     ids=["name", "alias"],

@@ -13,8 +13,9 @@ from nasbench_suite.analysis.frames import load_runs
 from nasbench_suite.benchmarks import open_benchmark
 from nasbench_suite.config import RunSpec, resolve
 from nasbench_suite.method import get_method, method_names
+from nasbench_suite.ownership import run_one
 from nasbench_suite.ranking import KNOWN_CELLS, distribution_entry, ranking_quality, ranking_sample
-from nasbench_suite.runner import Run, RunOptions, run_one
+from nasbench_suite.runner import Run, RunOptions
 from nasbench_suite.space import NUM_EDGES, NUM_OPS, as_cell
 from nasbench_suite.store import Store, read_metrics
 

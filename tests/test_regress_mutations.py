@@ -63,7 +63,7 @@ def one_fewer_step_per_epoch(monkeypatch):
 
 
 def e2nas_complement_other_generator(monkeypatch):
-    import methods.e2nas.search as search
+    import nasbench_suite_methods.e2nas.search as search
 
     real = search.complementary_cell
     other = np.random.default_rng(12345)

@@ -7,7 +7,8 @@ import pytest
 from nasbench_suite.analysis.frames import load_runs
 from nasbench_suite.claims import executions
 from nasbench_suite.config import RunSpec
-from nasbench_suite.runner import Run, RunOptions, run_one
+from nasbench_suite.ownership import run_one
+from nasbench_suite.runner import Run, RunOptions
 from nasbench_suite.store import Store
 
 TINY = (("epochs", "3"), ("steps_per_epoch", "3"), ("select_candidates", "5"), ("C", "4"))

@@ -53,7 +53,7 @@ def test_import_optional_skips_an_absent_package_but_not_a_broken_one(tmp_path, 
 
 
 def test_missing_autoencoder_message_names_the_command_that_writes_it(tmp_path):
-    from methods.e2nas.vae import DEFAULT_WEIGHTS, missing_weights_message
+    from nasbench_suite_methods.e2nas.vae import DEFAULT_WEIGHTS, missing_weights_message
 
     other = tmp_path / "vae.pt"
     assert missing_weights_message(other).endswith(f"`nas-suite e2nas train-vae --seed 0 --out {other}`")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from baselines.setn import sample_urs_cell
 from nasbench_suite.config import RunSpec
 from nasbench_suite.runner import Run, RunOptions
 from nasbench_suite.space import IN_EDGES, NONE, NUM_OPS
+from nasbench_suite_baselines.setn import sample_urs_cell
 
 TINY = (("C", "4"), ("batch_size", "16"), ("select_batch_size", "16"), ("select_candidates", "3"), ("epochs", "2"))
 

@@ -20,7 +20,8 @@ import torch
 from nasbench_suite.benchmarks.base import BENCHMARK_PICKLE_GLOBALS
 from nasbench_suite.config import RunSpec
 from nasbench_suite.data.pickles import unlisted_global
-from nasbench_suite.runner import CHECKPOINT_VERSION, RunOptions, run_one
+from nasbench_suite.ownership import run_one
+from nasbench_suite.runner import CHECKPOINT_VERSION, RunOptions
 from tests.test_cli_errors import GOOD_ARCH, TINY, invoke
 
 

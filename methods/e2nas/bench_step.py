@@ -11,13 +11,11 @@ The E2NAS steps are timed in their most expensive regime: the archive full (nove
 terms act) and a_prev set to a_t with one edge changed before every step, so a_t, a_prev and a_bar are three
 distinct cells (3 weight passes; when the search stands still a_prev == a_t and it is 2).
 
-    python -m methods.e2nas.bench_step [--C 16 --N 5 --batch 64 --steps 5 --device cpu]
+    nas-suite e2nas time-step [--C 16 --N 5 --batch 64 --steps 5 --device cpu]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 from typing import Any
@@ -25,12 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from baselines.gdas import GDAS
-from nasbench_suite.bench import device_sync
 from nasbench_suite.config import Protocol
 from nasbench_suite.method import SearchContext, make_context
 from nasbench_suite.space import NUM_OPS, sample_cell
 from nasbench_suite.supernet import Supernet, SupernetConfig
+from nasbench_suite.timing import device_sync
+from nasbench_suite_baselines.gdas import GDAS
 
 from .search import E2NAS
 from .vae import committed_or_standin
@@ -63,7 +61,6 @@ def bench_step(
     """Time E2NAS and GDAS search steps interleaved; return medians, the ratio and the novelty/decode costs."""
     dev = torch.device(device)
     model, sha, note = committed_or_standin()
-    vae_kind = note or "committed"
     e2 = E2NAS(E2NAS.Hparams(gamma="static:0.5"), vae=(model, sha))
     e2.setup(_ctx(C, N, dev, seed))
     e2.begin_epoch(0)
@@ -71,13 +68,39 @@ def bench_step(
     for _ in range(e2.hparams.archive_size):  # a full archive: the novelty term is active
         e2.novelty.append(sample_cell(rng).index)
     gdas = _gdas(_ctx(C, N, dev, seed))
-
     gen = torch.Generator().manual_seed(seed)
 
     def batch():
         x = torch.randn(batch_size, 3, hw, hw, generator=gen).to(dev)
         return x, torch.randint(0, 10, (batch_size,), generator=gen).to(dev)
 
+    t_e2, t_gd, passes = _time_pairs(e2, gdas, batch, rng, dev, steps, warmup)
+    ratios = [a / b for a, b in zip(t_e2, t_gd)]
+    novelty_ms, decode_ms = _piece_costs(e2, dev, novelty_reps)
+    return {
+        "device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
+        "torch_threads": torch.get_num_threads(),
+        "C": C,
+        "N": N,
+        "batch_size": batch_size,
+        "hw": hw,
+        "steps": steps,
+        "vae": note or "committed",
+        "vae_sha256": sha,
+        "gdas": "nasbench_suite_baselines.gdas",
+        "weight_passes_per_e2nas_step": statistics.median(passes),
+        "e2nas_step_ms": 1000 * statistics.median(t_e2),
+        "gdas_step_ms": 1000 * statistics.median(t_gd),
+        "ratio_median_of_pairs": statistics.median(ratios),
+        "ratio_of_medians": statistics.median(t_e2) / statistics.median(t_gd),
+        "ratios": ratios,
+        "novelty_ms": novelty_ms,
+        "decode_ms": decode_ms,
+    }
+
+
+def _time_pairs(e2: E2NAS, gdas: GDAS, batch, rng, dev, steps: int, warmup: int):
+    """``warmup + steps`` step pairs (E2NAS, then GDAS); the timed ones' seconds and E2NAS's weight passes."""
     t_e2, t_gd, passes = [], [], []
     for i in range(warmup + steps):
         # outside the timing: z at the encoder mean of a uniformly random cell (so E2NAS trains random cells, as
@@ -100,8 +123,13 @@ def bench_step(
             t_e2.append(t1 - t0)
             t_gd.append(t2 - t1)
             passes.append(out["w_passes"])
+    return t_e2, t_gd, passes
 
-    # the pieces: novelty (fit + log-likelihood + backward) and the decoder walk (+ backward), per call
+
+def _piece_costs(e2: E2NAS, dev, novelty_reps: int) -> tuple[float, float]:
+    """Milliseconds per call of the novelty term (fit + log-likelihood + backward) and of the decoder walk
+    (+ backward)."""
+
     def per_call_ms(fn, reps):
         fn()
         device_sync(dev)
@@ -120,43 +148,4 @@ def bench_step(
         _, P = e2.propose()
         P.sum().backward()
 
-    ratios = [a / b for a, b in zip(t_e2, t_gd)]
-    return {
-        "device": str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
-        "torch_threads": torch.get_num_threads(),
-        "C": C,
-        "N": N,
-        "batch_size": batch_size,
-        "hw": hw,
-        "steps": steps,
-        "vae": vae_kind,
-        "vae_sha256": sha,
-        "gdas": "baselines.gdas",
-        "weight_passes_per_e2nas_step": statistics.median(passes),
-        "e2nas_step_ms": 1000 * statistics.median(t_e2),
-        "gdas_step_ms": 1000 * statistics.median(t_gd),
-        "ratio_median_of_pairs": statistics.median(ratios),
-        "ratio_of_medians": statistics.median(t_e2) / statistics.median(t_gd),
-        "ratios": ratios,
-        "novelty_ms": per_call_ms(novelty_call, novelty_reps),
-        "decode_ms": per_call_ms(decode_call, max(novelty_reps // 10, 5)),
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="E2NAS vs GDAS search-step cost")
-    p.add_argument("--C", type=int, default=16)
-    p.add_argument("--N", type=int, default=5)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--hw", type=int, default=32)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--device", default="cpu")
-    a = p.parse_args(argv)
-    r = bench_step(a.C, a.N, a.batch, a.hw, a.steps, a.warmup, a.device)
-    print(json.dumps(r, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return per_call_ms(novelty_call, novelty_reps), per_call_ms(decode_call, max(novelty_reps // 10, 5))

@@ -7,12 +7,11 @@ Gates, evaluated on the model *as saved* (fp16 weights reloaded as fp32), so the
 (iii) stochastic reconstruction, D-VAE's metric: 10 draws z = mu + eps_scale * sigma * N(0, I) (the model's own
       reparameterisation, as D-VAE's) x 10 sampled decodes per cell, >= 99%.
 
-Run ``python -m methods.e2nas.train_vae --seed 0 --out methods/e2nas/weights/graph_vae.pt``.
+Run ``nas-suite e2nas train-vae --seed 0 --out methods/e2nas/weights/graph_vae.pt --force``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -210,31 +209,3 @@ def train_vae(
     if log:
         log(json.dumps(report, indent=2))
     return report
-
-
-def train_vae_command(
-    seed: int = 0, hidden: int = DEFAULT_HIDDEN, epochs: int = DEFAULT_EPOCHS, out: str | Path = DEFAULT_WEIGHTS
-) -> dict:
-    """Entry point for ``nas-suite e2nas train-vae``: train, save, and return the gates report as a dict."""
-    return train_vae(seed=seed, hidden=hidden, epochs=epochs, out=out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m methods.e2nas.train_vae [--seed S] [--hidden H] [--epochs E] [--lr LR] [--out PATH]``.
-
-    Exit status 0 if all three gates pass, 1 otherwise.
-    """
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hidden", type=int, default=DEFAULT_HIDDEN)
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    p.add_argument("--lr", type=float, default=DEFAULT_LR)
-    p.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
-    a = p.parse_args(argv)
-    report = train_vae(seed=a.seed, hidden=a.hidden, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, out=a.out)
-    return 0 if report["all_pass"] else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

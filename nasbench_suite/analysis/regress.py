@@ -213,7 +213,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def run_plan(method: str, plan: dict[str, Any], results: Path) -> dict[str, Any]:
     """Run ``method`` under ``plan`` into ``results`` (always afresh) and return its compact facts."""
-    from ..runner import RunOptions, run_one
+    from ..ownership import run_one
+    from ..runner import RunOptions
     from ..store import Store, read_metrics
 
     spec = RunSpec(

@@ -1,4 +1,4 @@
-"""The step benchmark (nasbench_suite.bench) as smoke tests, and the supernet's opt-in fast options.
+"""The step timing (nasbench_suite.timing) as smoke tests, and the supernet's opt-in fast options.
 
 CI runs pytest with ``--benchmark-disable``: each ``benchmark(...)`` call then runs its function once, so these
 check that every method's step (ours and xautodl's) runs and gives the same loss on both sides, never how fast it is.
@@ -6,24 +6,28 @@ check that every method's step (ours and xautodl's) runs and gives the same loss
 
 import json
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from nasbench_suite.bench import (
-    REFERENCE_KIND,
+from nasbench_suite.cli import cli
+from nasbench_suite.errors import ConfigError
+from nasbench_suite.method import method_names
+from nasbench_suite.numerics import numerics
+from nasbench_suite.supernet import Supernet, SupernetConfig, apply_fast_options, box_sum, inv_count
+from nasbench_suite.timing import (
     FastOptions,
     ReferenceMissing,
     available_methods,
-    bench,
-    bench_one,
-    bench_steps,
+    reference_class,
+    time_one,
+    time_steps,
+    time_steps_cmd,
 )
-from nasbench_suite.errors import ConfigError
-from nasbench_suite.numerics import numerics
-from nasbench_suite.supernet import Supernet, SupernetConfig, apply_fast_options, box_sum, inv_count
 
 QUICK = dict(size="tiny", steps=1, warmup=0)
 
@@ -32,11 +36,20 @@ def _finite(v):
     return v is not None and math.isfinite(v)
 
 
-@pytest.mark.parametrize("method", sorted(REFERENCE_KIND))
+WITH_REFERENCE = [m for m in method_names() if reference_class(m) is not None]
+
+
+def test_every_baseline_names_its_reference_and_the_core_names_no_method():
+    assert set(WITH_REFERENCE) == set(method_names()) - {"e2nas"}
+    core = Path(__file__).resolve().parents[1] / "nasbench_suite" / "timing.py"
+    assert not re.search(r"\b(darts|gdas|setn|enas|rsps|e2nas)", core.read_text(), re.I)
+
+
+@pytest.mark.parametrize("method", WITH_REFERENCE)
 def test_step_against_reference(benchmark, method):
     pytest.importorskip("xautodl", reason="xautodl is the benchmark's reference (pip install --no-deps xautodl)")
     with numerics(onednn=False):  # compare the algorithms, not the CPU's conv kernels
-        r = benchmark.pedantic(bench_one, args=(method,), kwargs=QUICK, rounds=1, iterations=1)
+        r = benchmark.pedantic(time_one, args=(method,), kwargs=QUICK, rounds=1, iterations=1)
     assert _finite(r.ours_loss) and _finite(r.ref_loss)
     # the timed steps are the tested ones: same initial weights, batches and seeds on both sides, so the same loss
     assert r.ours_loss == pytest.approx(r.ref_loss, rel=1e-5, abs=1e-6)
@@ -45,7 +58,7 @@ def test_step_against_reference(benchmark, method):
 
 
 def test_ours_only_without_reference(benchmark):
-    r = benchmark.pedantic(bench_one, args=("rsps",), kwargs=dict(QUICK, reference=False), rounds=1, iterations=1)
+    r = benchmark.pedantic(time_one, args=("rsps",), kwargs=dict(QUICK, reference=False), rounds=1, iterations=1)
     assert _finite(r.ours_loss) and r.ref_ms is None and r.ratio is None and "reference off" in r.note
 
 
@@ -58,7 +71,7 @@ def test_unregistered_methods_are_skipped_with_a_note():
 def test_cli_json(monkeypatch):
     pytest.importorskip("xautodl")
     res = CliRunner().invoke(
-        bench, ["--methods", "darts,nope", "--size", "tiny", "--steps", "1", "--warmup", "0", "--json"]
+        time_steps_cmd, ["--methods", "darts,nope", "--size", "tiny", "--steps", "1", "--warmup", "0", "--json"]
     )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
@@ -67,9 +80,17 @@ def test_cli_json(monkeypatch):
     assert any("nope" in n for n in out["notes"])
 
 
+def test_old_command_name_is_an_alias():
+    res = CliRunner().invoke(cli, ["bench", "--methods", "rsps", "--size", "tiny", "--steps", "1", "--no-reference"])
+    assert res.exit_code == 0, res.output
+    assert "rsps" in res.output and "ref/ours" in res.output
+    listing = CliRunner().invoke(cli, ["--help"]).output
+    assert "  time-steps " in listing and "  bench " in listing and "The same as time-steps." in listing
+
+
 def test_cli_table():
     res = CliRunner().invoke(
-        bench, ["--methods", "rsps", "--size", "tiny", "--steps", "1", "--warmup", "0", "--no-reference"]
+        time_steps_cmd, ["--methods", "rsps", "--size", "tiny", "--steps", "1", "--warmup", "0", "--no-reference"]
     )
     assert res.exit_code == 0, res.output
     assert "rsps" in res.output and "ref/ours" in res.output
@@ -87,12 +108,12 @@ def test_missing_xautodl_is_one_clear_error(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(ReferenceMissing, match="pip install --no-deps xautodl"):
-        bench_steps(["darts-v1"], **QUICK)
+        time_steps(["darts-v1"], **QUICK)
 
 
 def test_bad_size_is_a_config_error():
     with pytest.raises(ConfigError):
-        bench_one("rsps", size="huge", steps=1, warmup=0, reference=False)
+        time_one("rsps", size="huge", steps=1, warmup=0, reference=False)
 
 
 # --- the supernet pieces the benchmark relies on ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Step-time benchmark: every method's search step against the reference implementation (xautodl) of the same method.
+"""Step timing: every method's search step against its reference implementation, in one process.
 
 Both sides run in the same process, on the same device, with the same weights (the reference network's initial
 weights are copied into our supernet with :func:`~nasbench_suite.supernet.load_reference_state_dict`, the alphas
@@ -6,23 +6,17 @@ too), on the same pre-drawn batches, and are timed interleaved (A B B A A B ...)
 on a shared machine hits both alike. What is reported is the median of each side and their ratio; absolute times on
 a shared machine mean little.
 
-Reference step = what the NB201 script of the method (D-X-Y/AutoDL-Projects ``exps/NAS-Bench-201-algos``) does per
-batch, eager fp32, on the xautodl network:
-
-* DARTS-V1 (``TinyNetworkDarts``): weight step (clip 5) on the train batch, then an Adam step on alpha.
-* DARTS-V2: the script's ``backward_step_unrolled`` (virtual SGD step, finite-difference Hessian-vector product),
-  Adam step on alpha, then the weight step.
-* GDAS (``TinyNetworkGDAS.forward``: Gumbel sample, hard one-hot, ``forward_gdas``): weight step then arch step.
-* SETN (``TinyNetworkSETN``): weight step on a uniformly random cell (``dync_genotype(True)``, mode ``dynamic``),
-  then the arch step in mode ``joint``.
-* RSPS (``TinyNetworkRANDOM``): ``random_genotype(True)``, weight step.
-* ENAS (``TinyNetworkENAS`` + its ``Controller``): a controller sample (no grad), ``update_arch``, weight step.
+Reference = the method's own reference step (``OneShotMethod.reference``, see :func:`reference_class`): for the
+baselines, ``nasbench_suite_baselines.reference``: what the method's NB201 script (D-X-Y/AutoDL-Projects
+``exps/NAS-Bench-201-algos``) does per batch on the xautodl network, eager. The reference tests
+(``tests/test_baselines_reference.py``) compare ours with the same classes step by step, so the timed reference is
+the tested one. This module names no method.
 
 Ours = the registered method's ``search_step`` on a real :class:`~nasbench_suite.method.SearchContext`. Methods
-that are not registered (yet) are skipped with a note; a method without an xautodl counterpart (E2NAS) is timed
-alone.
+that are not registered (yet) are skipped with a note; a method without a reference is timed alone.
 
-``bench_steps`` is the library entry point; ``nas-suite bench`` prints the table (``--json`` for machines).
+``time_steps`` is the library entry point; ``nas-suite time-steps`` (alias ``nas-suite bench``) prints the table
+(``--json`` for machines).
 """
 
 from __future__ import annotations
@@ -40,34 +34,22 @@ from typing import Any
 import click
 import numpy as np
 import torch
-import torch.nn as nn
 
 from .analysis.aggregate import METHOD_ORDER
 from .data.sources import CIFAR10_MEAN, CIFAR10_STD
 from .errors import ConfigError, NasSuiteError
 
-XAUTODL_HINT = "the benchmark's reference needs xautodl 1.0.0: pip install --no-deps xautodl"
-
-#: Benchmark sizes. ``batch=None`` = the protocol's batch size (nb201 preset: 64, ENAS 128).
+#: Timing sizes. ``batch=None`` = the protocol's batch size (nb201 preset: 64, or the method's own).
 SIZES: dict[str, dict[str, Any]] = {
     "search": {"C": 16, "N": 5, "hw": 32, "batch": None},
     "quick": {"C": 8, "N": 1, "hw": 16, "batch": 16},
     "tiny": {"C": 4, "N": 1, "hw": 8, "batch": 8},  # smoke tests
 }
-#: Our method name -> the xautodl network that the method's NB201 script drives.
-REFERENCE_KIND = {
-    "darts-v1": "darts",
-    "darts-v2": "darts",
-    "gdas": "gdas",
-    "setn": "setn",
-    "rsps": "random",
-    "enas": "enas",
-}
 DEFAULT_METHODS = METHOD_ORDER  # every built-in method, in the reports' order
 
 
 class ReferenceMissing(NasSuiteError):
-    """xautodl (the reference implementation) is not installed."""
+    """A method's reference implementation (xautodl, for the baselines) is not installed."""
 
 
 # --- fast options (ours only; the reference always runs eager fp32) ------------------------------------------------
@@ -107,187 +89,32 @@ def _tf32(enabled: bool):
 
 
 # --- the reference side ----------------------------------------------------------------------------------------------
-def require_xautodl() -> None:
-    """Raise :class:`ReferenceMissing` (one line) when xautodl cannot be imported."""
-    try:
-        import xautodl.models.cell_searchs  # noqa: F401
-    except ImportError:
-        raise ReferenceMissing(XAUTODL_HINT) from None
+def reference_class(method: str) -> type | None:
+    """The reference step class the method names (``OneShotMethod.reference``, ``"module:Class"``), or None.
 
+    Such a class is built as ``cls(protocol, hparams, device=..., dtype=..., seed=...)`` and offers
+    ``initial_state()`` (the network's state dict), ``arch_parameters()`` (alpha or None), ``begin_epoch(epoch)``
+    and ``step(train_batch, valid_batch) -> dict``; it raises :class:`ReferenceMissing` when its implementation is
+    not installed. The class's module is imported here, its implementation only when it is built."""
+    import importlib
 
-def reference_network(kind: str, C: int, N: int, num_classes: int = 10, affine: bool = False, track: bool = True):
-    """The xautodl NB201 search network of ``kind`` (darts, gdas, setn, random, enas)."""
-    require_xautodl()
-    from xautodl.models.cell_searchs import (
-        search_model_darts,
-        search_model_enas,
-        search_model_gdas,
-        search_model_random,
-        search_model_setn,
-    )
+    from .method import get_method
 
-    from .space import OPS
-
-    cls = {
-        "darts": search_model_darts.TinyNetworkDarts,
-        "gdas": search_model_gdas.TinyNetworkGDAS,
-        "setn": search_model_setn.TinyNetworkSETN,
-        "random": search_model_random.TinyNetworkRANDOM,
-        "enas": search_model_enas.TinyNetworkENAS,
-    }[kind]
-    return cls(C, N, 4, num_classes, list(OPS), affine, track)
-
-
-def _concat(xs) -> torch.Tensor:
-    return torch.cat([x.reshape(-1) for x in xs])
-
-
-class ReferenceStepper:
-    """One method's NB201 script step on the xautodl network (eager fp32, exactly the script's sequence)."""
-
-    def __init__(self, method: str, protocol, device: torch.device, seed: int = 0):
-        p = protocol
-        self.method, self.kind = method, REFERENCE_KIND[method]
-        # The uniformly random cells of RSPS's and SETN's weight steps: drawn as ours draws them (numpy, seeded
-        # alike) instead of the scripts' python `random.choice`, so both sides train the same cells and the test can
-        # compare their losses; the drawing itself is a negligible part of a step.
-        self.rng = np.random.default_rng(seed)
-        self.net = reference_network(self.kind, p.C, p.N, 10, p.affine, p.track_running_stats).to(device)
-        self.net.train()
-        weights = self.net.get_weights() if hasattr(self.net, "get_weights") else self.net.parameters()
-        self.w_optimizer = torch.optim.SGD(
-            weights, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, nesterov=p.nesterov
-        )
-        self.a_optimizer = None
-        if hasattr(self.net, "arch_parameters"):
-            self.a_optimizer = torch.optim.Adam(
-                [self.net.arch_parameters], lr=p.arch_lr, betas=tuple(p.arch_betas), weight_decay=p.arch_weight_decay
-            )
-        self.controller = None
-        if self.kind == "enas":
-            self.controller = self.net.create_controller().to(device)
-        if self.kind == "gdas":
-            self.net.set_tau(10.0)
-        self.criterion = nn.CrossEntropyLoss()
-        self.grad_clip = p.grad_clip
-
-    def initial_state(self) -> dict[str, torch.Tensor]:
-        return self.net.state_dict()
-
-    def _weight_step(self, x, y) -> torch.Tensor:
-        self.w_optimizer.zero_grad()
-        _, logits = self.net(x)
-        loss = self.criterion(logits, y)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
-        self.w_optimizer.step()
-        return loss
-
-    def _arch_step(self, x, y) -> torch.Tensor:
-        self.a_optimizer.zero_grad()
-        _, logits = self.net(x)
-        loss = self.criterion(logits, y)
-        loss.backward()
-        self.a_optimizer.step()
-        return loss
-
-    def step(self, train_batch, valid_batch) -> dict[str, float]:
-        (x, y), (xv, yv) = train_batch, valid_batch
-        net = self.net
-        if self.method == "darts-v1" or self.method == "gdas":
-            loss = self._weight_step(x, y)
-            arch_loss = self._arch_step(xv, yv)
-            return {"train_loss": loss.item(), "valid_loss": arch_loss.item()}
-        if self.method == "darts-v2":
-            self.a_optimizer.zero_grad()
-            arch_loss = self._unrolled_arch_grad(x, y, xv, yv)
-            self.a_optimizer.step()
-            loss = self._weight_step(x, y)
-            return {"train_loss": loss.item(), "valid_loss": arch_loss.item()}
-        if self.method == "setn":
-            net.set_cal_mode("dynamic", self._random_structure())
-            loss = self._weight_step(x, y)
-            net.set_cal_mode("joint")
-            arch_loss = self._arch_step(xv, yv)
-            return {"train_loss": loss.item(), "valid_loss": arch_loss.item()}
-        if self.method == "rsps":
-            net.arch_cache = self._random_structure()  # what random_genotype(True) sets
-            return {"train_loss": self._weight_step(x, y).item()}
-        if self.method == "enas":
-            self.controller.eval()
-            with torch.no_grad():
-                _, _, sampled = self.controller()
-            net.update_arch(sampled)
-            return {"train_loss": self._weight_step(x, y).item()}
-        raise ValueError(self.method)
-
-    def _random_structure(self):
-        from xautodl.models.cell_searchs.genotypes import Structure
-
-        from .space import sample_cell
-
-        return Structure.str2structure(sample_cell(self.rng).arch_str)
-
-    # DARTS-V2.py: backward_step_unrolled + _hessian_vector_product (without the DataParallel ``.module``)
-    def _unrolled_arch_grad(self, x, y, xv, yv) -> torch.Tensor:
-        import copy
-
-        net, opt = self.net, self.w_optimizer
-        _, logits = net(x)
-        loss = self.criterion(logits, y)
-        g = opt.param_groups[0]
-        lr, wd, momentum = g["lr"], g["weight_decay"], g["momentum"]
-        weights = net.get_weights()
-        with torch.no_grad():
-            theta = _concat(weights)
-            try:
-                moment = _concat(opt.state[v]["momentum_buffer"] for v in weights).mul_(momentum)
-            except KeyError:
-                moment = torch.zeros_like(theta)
-        dtheta = _concat(torch.autograd.grad(loss, weights)) + wd * theta
-        with torch.no_grad():
-            params = theta.sub(moment + dtheta, alpha=lr)
-        unrolled = copy.deepcopy(net)
-        model_dict = unrolled.state_dict()
-        new_params, offset = {}, 0
-        for k, v in net.named_parameters():
-            if "arch_parameters" in k:
-                continue
-            n = v.numel()
-            new_params[k] = params[offset : offset + n].view(v.size())
-            offset += n
-        model_dict.update(new_params)
-        unrolled.load_state_dict(model_dict)
-        unrolled.zero_grad()
-        _, unrolled_logits = unrolled(xv)
-        unrolled_loss = self.criterion(unrolled_logits, yv)
-        unrolled_loss.backward()
-        dalpha = unrolled.arch_parameters.grad
-        vector = [v.grad.data for v in unrolled.get_weights()]
-        r = 1e-2
-        R = r / _concat(vector).norm()
-        grads = []
-        for sign in (1.0, -2.0, 1.0):
-            with torch.no_grad():
-                for p_, v in zip(weights, vector):
-                    p_.add_(v, alpha=sign * R)
-            if len(grads) < 2:
-                _, lg = net(x)
-                grads.append(torch.autograd.grad(self.criterion(lg, y), [net.arch_parameters])[0])
-        implicit = (grads[0] - grads[1]).div_(2 * R)
-        dalpha = dalpha - lr * implicit
-        net.arch_parameters.grad = dalpha.detach().clone()
-        return unrolled_loss.detach()
+    where = get_method(method).reference
+    if where is None:
+        return None
+    module, _, attr = where.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 # --- our side --------------------------------------------------------------------------------------------------------
-def bench_protocol(method: str, size: str, batch: int | None = None):
-    """The nb201 protocol of ``method`` at benchmark ``size`` (and ``batch`` if given), resolved like a run's."""
+def timing_protocol(method: str, size: str, batch: int | None = None):
+    """The nb201 protocol of ``method`` at timing ``size`` (and ``batch`` if given), resolved like a run's."""
     from .config import RunSpec, resolve
     from .method import get_method
 
     if size not in SIZES:
-        raise ConfigError(f"unknown benchmark size {size!r}; choose one of: {', '.join(SIZES)}")
+        raise ConfigError(f"unknown timing size {size!r}; choose one of: {', '.join(SIZES)}")
     s = SIZES[size]
     overrides = {"C": str(s["C"]), "N": str(s["N"])}
     bs = batch if batch is not None else s["batch"]
@@ -413,7 +240,7 @@ class _Timer:
 
     def __call__(self, fn: Callable, *args, record: bool = True, seed: int | None = None) -> None:
         cuda = self.device.type == "cuda"
-        if seed is not None:  # both sides draw the same torch/python random numbers in step i (same GDAS cells)
+        if seed is not None:  # both sides draw the same torch/python random numbers in step i (the same sampled cells)
             torch.manual_seed(seed)
             random.seed(seed)
         device_sync(self.device)
@@ -453,7 +280,7 @@ def available_methods(methods: Sequence[str]) -> tuple[list[str], list[str]]:
     return ok, notes
 
 
-def bench_one(
+def time_one(
     method: str,
     *,
     size: str = "search",
@@ -467,34 +294,51 @@ def bench_one(
 ) -> StepTiming:
     """Time ``steps`` search steps of ``method``, ours and (if it has one) the reference, interleaved."""
     device = torch.device(device)
-    config = bench_protocol(method, size, batch)
+    config = timing_protocol(method, size, batch)
     p = config.protocol
-    hw = SIZES[size]["hw"]
     torch.manual_seed(seed)
     random.seed(seed)
-    has_ref = reference and method in REFERENCE_KIND
-    ref = ReferenceStepper(method, p, device, seed) if has_ref else None
+    ref_cls = reference_class(method) if reference else None
+    ref = ref_cls(p, config.hparams, device=device, seed=seed) if ref_cls is not None else None
     ours = OurStepper(
         method,
         config,
         device,
         ref_state=ref.initial_state() if ref else None,
-        ref_alpha=ref.net.arch_parameters.detach() if ref is not None and ref.a_optimizer is not None else None,
+        ref_alpha=ref.arch_parameters() if ref else None,
         fast=fast,
         seed=seed,
     )
-    # A small pool of pre-drawn batches, the same for both sides: data loading is not part of the step.
-    n_img = max(4 * p.batch_size, 256)
-    tr = make_stream(n_img, hw, p.batch_size, device, seed * 2 + 1)
-    va = make_stream(n_img, hw, p.batch_size, device, seed * 2 + 2)
+    t_ours, t_ref = _time_interleaved(
+        ours, ref, _batch_pool(p.batch_size, SIZES[size]["hw"], device, seed, fast), device, steps, warmup, seed
+    )
+    res = _result(method, fast, p.batch_size, steps, device, t_ours, t_ref)
+    notes = [ours.note] if ours.note else []
+    if ref is None:
+        has_ref = reference_class(method) is not None
+        notes.append("reference off" if has_ref else "no reference implementation: ours only")
+    res.note = "; ".join(notes)
+    return res
+
+
+def _batch_pool(batch_size: int, hw: int, device, seed: int, fast: FastOptions) -> tuple[list, list]:
+    """A small pool of pre-drawn (train, valid) batches, the same for both sides (data loading is not part of the
+    step): (the reference's, ours: the same in channels-last memory when asked)."""
+    n_img = max(4 * batch_size, 256)
+    tr = make_stream(n_img, hw, batch_size, device, seed * 2 + 1)
+    va = make_stream(n_img, hw, batch_size, device, seed * 2 + 2)
     pool = [(next(tr), next(va)) for _ in range(4)]
-    if fast.channels_last:
-        cl = torch.channels_last
-        pool_ours = [
-            ((a[0].contiguous(memory_format=cl), a[1]), (b[0].contiguous(memory_format=cl), b[1])) for a, b in pool
-        ]
-    else:
-        pool_ours = pool
+    if not fast.channels_last:
+        return pool, pool
+    cl = torch.channels_last
+    ours = [((a[0].contiguous(memory_format=cl), a[1]), (b[0].contiguous(memory_format=cl), b[1])) for a, b in pool]
+    return pool, ours
+
+
+def _time_interleaved(ours, ref, pools, device, steps: int, warmup: int, seed: int) -> tuple[_Timer, _Timer]:
+    """``warmup`` untimed then ``steps`` timed steps per side, A B, B A, A B, ...: neither side always runs first;
+    step i of both sides draws the same torch/python random numbers."""
+    pool, pool_ours = pools
     t_ours, t_ref = _Timer(device), _Timer(device)
     for i in range(warmup):
         t_ours(ours.step, *pool_ours[i % 4], record=False, seed=seed * 100_003 + i)
@@ -504,36 +348,38 @@ def bench_one(
         b, s = i % 4, seed * 100_003 + warmup + i
         if ref is None:
             t_ours(ours.step, *pool_ours[b], seed=s)
-        elif i % 2 == 0:  # A B, B A, A B, ...: neither side always runs first
+        elif i % 2 == 0:
             t_ref(ref.step, *pool[b], seed=s)
             t_ours(ours.step, *pool_ours[b], seed=s)
         else:
             t_ours(ours.step, *pool_ours[b], seed=s)
             t_ref(ref.step, *pool[b], seed=s)
-    res = StepTiming(method, fast.label, batch=p.batch_size, steps=steps)
-    if steps:
-        res.ours_all_ms = [1e3 * t for t in t_ours.times]
-        res.ours_ms = statistics.median(res.ours_all_ms)
-        res.steps_per_s = 1e3 / res.ours_ms
-        res.ours_loss = _first_loss(t_ours.last)
+    return t_ours, t_ref
+
+
+def _result(method, fast, batch_size, steps, device, t_ours: _Timer, t_ref: _Timer) -> StepTiming:
+    """Medians, ratios, last losses and peak memory of both sides."""
+    res = StepTiming(method, fast.label, batch=batch_size, steps=steps)
+    if not steps:
+        return res
+    res.ours_all_ms = [1e3 * t for t in t_ours.times]
+    res.ours_ms = statistics.median(res.ours_all_ms)
+    res.steps_per_s = 1e3 / res.ours_ms
+    res.ours_loss = _first_loss(t_ours.last)
+    if device.type == "cuda":
+        res.ours_peak_mib = t_ours.peak
+    if t_ref.times:
+        res.ref_all_ms = [1e3 * t for t in t_ref.times]
+        res.ref_ms = statistics.median(res.ref_all_ms)
+        res.ratio = res.ref_ms / res.ours_ms
+        res.pair_ratio = statistics.median(r / o for r, o in zip(res.ref_all_ms, res.ours_all_ms))
+        res.ref_loss = _first_loss(t_ref.last)
         if device.type == "cuda":
-            res.ours_peak_mib = t_ours.peak
-        if ref:
-            res.ref_all_ms = [1e3 * t for t in t_ref.times]
-            res.ref_ms = statistics.median(res.ref_all_ms)
-            res.ratio = res.ref_ms / res.ours_ms
-            res.pair_ratio = statistics.median(r / o for r, o in zip(res.ref_all_ms, res.ours_all_ms))
-            res.ref_loss = _first_loss(t_ref.last)
-            if device.type == "cuda":
-                res.ref_peak_mib = t_ref.peak
-    notes = [ours.note] if ours.note else []
-    if not has_ref:
-        notes.append("no xautodl counterpart: ours only" if method not in REFERENCE_KIND else "reference off")
-    res.note = "; ".join(notes)
+            res.ref_peak_mib = t_ref.peak
     return res
 
 
-def bench_steps(
+def time_steps(
     methods: Sequence[str] = DEFAULT_METHODS,
     size: str = "search",
     device: str = "cpu",
@@ -545,21 +391,23 @@ def bench_steps(
     reference: bool = True,
     echo: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Benchmark ``methods``; returns ``{"results": [...], "notes": [...], "env": {...}}``.
+    """Time the steps of ``methods``; returns ``{"results": [...], "notes": [...], "env": {...}}``.
 
     ``json=True`` returns plain JSON-ready data (the per-step lists included); ``echo`` (e.g. ``print``) receives
-    one line per finished method. Raises :class:`ReferenceMissing` when ``reference`` is on and xautodl is absent.
+    one line per finished method. Raises :class:`ReferenceMissing` when ``reference`` is on and a method's
+    reference implementation is not installed.
     """
-    if reference:
-        require_xautodl()
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda but torch sees no CUDA device")
     names, notes = available_methods(methods)
+    for m in names if reference else ():  # one clear error before anything runs, not a note per method
+        if (ref_cls := reference_class(m)) is not None:
+            ref_cls.check_installed()
     results: list[StepTiming] = []
     for m in names:
         try:
-            r = bench_one(
+            r = time_one(
                 m, size=size, device=dev, batch=batch, steps=steps, warmup=warmup, fast=fast, reference=reference
             )
         except NasSuiteError as e:  # e.g. a method's missing artefact: skip it, keep the others
@@ -610,14 +458,14 @@ def format_row(r: StepTiming) -> str:
 
 
 # --- command line ----------------------------------------------------------------------------------------------------
-@click.command("bench")
+@click.command("time-steps")
 @click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True, help="comma-separated methods")
 @click.option(
     "--size",
     type=click.Choice(sorted(SIZES)),
     default="search",
     show_default=True,
-    help="search = C=16, N=5, 32x32, batch 64 (ENAS 128); quick = C=8, N=1, 16x16, batch 16",
+    help="search = C=16, N=5, 32x32, the nb201 batch (64, or the method's own); quick = C=8, N=1, 16x16, batch 16",
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1")
 @click.option("--batch", type=int, default=None, help="override the batch size (default: the protocol's)")
@@ -635,12 +483,12 @@ def format_row(r: StepTiming) -> str:
     show_default=True,
     help="ours: torch.compile of the mixture forward",
 )
-@click.option("--no-reference", is_flag=True, help="time ours only (no xautodl needed)")
+@click.option("--no-reference", is_flag=True, help="time ours only (no reference implementation needed)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of the table")
-def bench(
+def time_steps_cmd(
     methods, size, device, batch, steps, warmup, threads, amp, tf32, channels_last, compile_, no_reference, as_json
 ) -> None:
-    """Time one search step of every method against the xautodl reference (same process, interleaved)."""
+    """Time one search step of every method against its reference implementation (same process, interleaved)."""
     if steps < 1 or warmup < 0:
         raise ConfigError("--steps must be >= 1 and --warmup >= 0")
     if threads:
@@ -651,7 +499,7 @@ def bench(
     fast = FastOptions(amp=amp, tf32=tf32, channels_last=channels_last, compile=compile_)
     if not as_json:
         click.echo(HEADER)
-    out = bench_steps(
+    out = time_steps(
         names,
         size,
         device,
@@ -673,7 +521,3 @@ def bench(
         f"{env['device']}, torch {env['torch']}, {env['threads']} threads, medians of {steps} interleaved "
         "steps; ref/ours > 1 means ours is faster"
     )
-
-
-if __name__ == "__main__":  # pragma: no cover
-    bench()
