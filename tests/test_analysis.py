@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -616,6 +617,8 @@ def test_python_api_is_what_the_report_uses(results: Path, monkeypatch):
 
     loaded = ns.load_runs(results)
     assert len(loaded.runs) == 7 and {"lr", "search_s", "elapsed_s"} <= set(loaded.epochs.columns)
+    # one "generated" time for both (the two renderings may fall on either side of a second's boundary)
+    monkeypatch.setattr(report_mod, "time", SimpleNamespace(strftime=lambda fmt: "2026-01-01 00:00:00 +0000"))
     assert ns.report(results, published=False) == render_report(results, "md", published=False)
     calls = []
     monkeypatch.setattr(report_mod, "load_runs", lambda p: calls.append(p) or ns.load_runs(p))
