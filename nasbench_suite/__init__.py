@@ -21,18 +21,20 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable, Iterable
 
+    from .analysis.frames import LoadedRuns
     from .benchmarks import Benchmark
     from .executors import Outcome
-    from .store import LoadedRuns
 
 __all__ = ["__version__", "load_runs", "open_benchmark", "report", "run"]
 
 
 def load_runs(path: str | Path = "results") -> LoadedRuns:
-    """Every finished run stored under ``path`` as tidy frames (see :class:`nasbench_suite.store.LoadedRuns` for
-    the columns): ``.runs`` (one row per run), ``.epochs`` (one row per run and epoch, every scalar the run
-    recorded), ``.records`` (the raw records by run id) and ``.problems`` (what could not be read)."""
-    from .store import load_runs as _load
+    """Every finished run stored under ``path`` as tidy frames (see
+    :class:`nasbench_suite.analysis.frames.LoadedRuns` for the columns): ``.runs`` (one row per run), ``.epochs``
+    (one row per run and epoch, every scalar the run recorded), ``.records`` (each run's
+    :class:`~nasbench_suite.records.RunRecord` by run id; ``.to_json()`` gives the stored JSON) and ``.problems``
+    (what could not be read)."""
+    from .analysis.frames import load_runs as _load
 
     return _load(path)
 

@@ -343,7 +343,7 @@ def _outcome_json(o) -> dict:
         "run_id": o.run_id,
         "status": o.status,
         "error": o.error,
-        "arch": (o.record or {}).get("final", {}).get("arch"),
+        "arch": o.record.final.arch if o.record else None,
         "requeues": o.requeues,
         "log": o.log,
     }

@@ -24,6 +24,7 @@ from .config import RunSpec
 from .errors import NasSuiteError
 from .ownership import run_one
 from .progress import throttled
+from .records import RunRecord
 from .runner import ProgressFn, RunOptions
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class Outcome:
 
     run_id: str
     status: str  # "done" | "skipped" (already stored) | "claimed" (another live process runs it) | "failed"
-    record: dict[str, Any] | None = None
+    record: RunRecord | None = None
     error: str | None = None
     seconds: float = 0.0
     requeues: int = 0  # cluster jobs: times the job was checkpointed and requeued

@@ -14,6 +14,7 @@ from typing import Any
 from .benchmarks import Benchmark
 from .claims import CLAIM_FILE, ClaimHeld, acquire
 from .config import RunSpec
+from .records import RunRecord
 from .runner import ProgressFn, Run, RunOptions, check_stored_config
 from .store import Store, read_record
 
@@ -23,7 +24,7 @@ def run_one(
     options: RunOptions,
     progress: ProgressFn | None = None,
     benchmark: Benchmark | None = None,
-) -> dict[str, Any]:
+) -> RunRecord:
     """Execute one spec unless a finished record exists (then return it, unless ``options.force``).
 
     A finished record made under other resolved settings is not returned: ConfigError says which keys differ.

@@ -124,7 +124,7 @@ class PlanProgress:
                 bar.close()
             if self.quiet:
                 return
-            arch = (out.record or {}).get("final", {}).get("arch", "")
+            arch = (out.record.final.arch if out.record else None) or ""
             text = f"[{self.done}/{self.total}] {out.run_id}: {_STATUS.get(out.status, out.status)} {arch}".rstrip()
             text += f" (plan ETA {self._fmt(self.plan_eta())})" if self.done < self.total else ""
             if out.status == "failed":

@@ -37,7 +37,8 @@ from .errors import BenchmarkError, ConfigError
 from .method import get_method, make_context, plain_state, rng_state, set_rng_state
 from .numerics import numerics, torch_dtype
 from .ranking import distribution_entry, ranking_quality, ranking_sample, ranking_truth_dataset
-from .store import SCHEMA_VERSION, Store, _json_default, atomic_write_bytes, read_record
+from .records import BenchmarkInfo, DataInfo, Environment, EpochMetrics, FinalResult, RunRecord, Timings
+from .store import Store, atomic_write_bytes, json_default, read_record
 from .supernet import Supernet, SupernetConfig
 
 # 2: plain data only, loaded with torch.load(weights_only=True); a version-1 file (numpy RNG state) is set aside.
@@ -97,7 +98,7 @@ def config_values(config: dict[str, Any]) -> dict[str, Any]:
     """The flat ``{key: value}`` of a resolved config (``ResolvedConfig.to_dict()`` or a record's ``config``):
     protocol and method settings, JSON-normalised (tuples as lists); where each value came from is left out."""
     flat = {**(config.get("protocol") or {}), **(config.get("hparams") or {})}
-    return json.loads(json.dumps(flat, sort_keys=True, default=_json_default))
+    return json.loads(json.dumps(flat, sort_keys=True, default=json_default))
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -106,21 +107,21 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def stored_config_mismatch(record: dict[str, Any], config: dict[str, Any]) -> str | None:
+def stored_config_mismatch(record: RunRecord, config: dict[str, Any]) -> str | None:
     """None when ``record`` was made with the resolved ``config``; else which keys differ (stored vs now).
 
     A record without a stored config (never written by this tool) cannot be compared and counts as matching.
     """
-    if not record.get("config"):
+    if not record.config:
         return None
-    old, new = config_values(record["config"]), config_values(config)
-    if config_hash(record["config"]) == config_hash(config):
+    old, new = config_values(record.config), config_values(config)
+    if config_hash(record.config) == config_hash(config):
         return None
     keys = sorted(k for k in set(old) | set(new) if old.get(k, "<absent>") != new.get(k, "<absent>"))
     return ", ".join(f"{k}: stored {old.get(k, '<absent>')!r}, now {new.get(k, '<absent>')!r}" for k in keys)
 
 
-def check_stored_config(store: Store, spec: RunSpec, record: dict[str, Any] | None = None) -> None:
+def check_stored_config(store: Store, spec: RunSpec, record: RunRecord | None = None) -> None:
     """ConfigError when ``spec``'s finished record was made under another resolved configuration than the one
     that would run now (a preset, a default or the code changed): reusing it would report old numbers as new."""
     record = record if record is not None else read_record(store.record_path(spec.run_id))
@@ -245,7 +246,7 @@ class Run:
             )
             self.w_optimizer = self.ctx.w_optimizer
             self.method.setup(self.ctx)
-        self.epochs_done: list[dict[str, Any]] = []
+        self.epochs_done: list[EpochMetrics] = []
         self.elapsed = 0.0  # search seconds accumulated over all sessions of this run
         self._progress: ProgressFn | None = None  # set by execute; receives step, epoch and select events
         self._rank_sample: tuple[str, list, list] | None = None  # (truth dataset, cells, test accuracies)
@@ -315,7 +316,7 @@ class Run:
             "valid_stream": self.valid_stream.state_dict(),
             "ctx_rng": rng_state(self.ctx.rng),
             "rng": _rng_snapshot(),
-            "epochs_done": self.epochs_done,
+            "epochs_done": [e.to_json() for e in self.epochs_done],  # plain data: a weights_only load reads it
             "elapsed": self.elapsed,
         }
 
@@ -332,7 +333,7 @@ class Run:
         self.valid_stream.load_state_dict(state["valid_stream"])
         set_rng_state(self.ctx.rng, state["ctx_rng"])
         _rng_restore(state["rng"])
-        self.epochs_done = list(state["epochs_done"])
+        self.epochs_done = [EpochMetrics.from_json(e) for e in state["epochs_done"]]
         self.elapsed = float(state["elapsed"])
 
     def try_resume(self) -> bool:
@@ -367,12 +368,12 @@ class Run:
         log.warning(msg)
 
     # -- the loop ---------------------------------------------------------------------------------------------
-    def run_epoch(self, epoch: int) -> dict[str, Any]:
+    def run_epoch(self, epoch: int) -> EpochMetrics:
         """Train one epoch, derive the cell, query the benchmark; return the epoch's metrics line."""
         with self.numerics():
             return self._run_epoch(epoch)
 
-    def _run_epoch(self, epoch: int) -> dict[str, Any]:
+    def _run_epoch(self, epoch: int) -> EpochMetrics:
         t0 = time.perf_counter()
         self.begin_epoch(epoch)
         sums: dict[str, float] = {}
@@ -414,25 +415,24 @@ class Run:
                 }
             )
 
-    def finish_epoch(self, epoch: int, sums: dict[str, float], search_s: float) -> dict[str, Any]:
+    def finish_epoch(self, epoch: int, sums: dict[str, float], search_s: float) -> EpochMetrics:
         """The epoch's metrics line after its ``search_s`` seconds of search: mean step scalars, the architecture
         distribution, ranking quality and the derived cell when due (their time: ``wall_s``, ranking excluded)."""
         t0 = time.perf_counter()
-        line = {k: v / self.steps_per_epoch for k, v in sums.items()}
-        line.update(epoch=epoch, lr=self.protocol.lr_at(epoch), search_s=search_s)
+        line = EpochMetrics(epoch, lr=self.protocol.lr_at(epoch), search_s=search_s)
+        line.update({k: v / self.steps_per_epoch for k, v in sums.items()})  # the method's scalars, kept by name
         with torch.no_grad():  # search dynamics: the method's architecture distribution (logging only)
             line.update(distribution_entry(self.method.arch_distribution()))
         rank_s = 0.0
         if self.ranks_at(epoch):
             line.update(self._rank_quality(epoch))
-            rank_s = line["rank_s"]
+            rank_s = line.scalars["rank_s"]
         if self.derives_at(epoch):
             cell = self.method.derive(epoch)
             line.update(arch=cell.arch_str, bench=self._bench(cell))
         else:  # derivation is logging only (it never changes the search): skipped between derive_every epochs
             line.update(arch=None, bench={})
-        # a measurement, not the method's cost: ranking is kept out
-        line["wall_s"] = search_s + time.perf_counter() - t0 - rank_s
+        line.wall_s = search_s + time.perf_counter() - t0 - rank_s  # a measurement, not the method's cost: kept out
         return line
 
     def ranks_at(self, epoch: int) -> bool:
@@ -473,7 +473,7 @@ class Run:
             self._log(f"benchmark query failed for {cell}: {e}")
             return {}
 
-    def execute(self, progress: ProgressFn | None = None, stop_after: int | None = None) -> dict[str, Any] | None:
+    def execute(self, progress: ProgressFn | None = None, stop_after: int | None = None) -> RunRecord | None:
         """Run (or resume) to the end and write the record; returns it.
 
         ``stop_after=k`` stops after epoch k's checkpoint as if the process had been killed there (returns None).
@@ -492,10 +492,10 @@ class Run:
         self._progress = progress
         return self.try_resume()
 
-    def end_epoch(self, line: dict[str, Any]) -> None:
+    def end_epoch(self, line: EpochMetrics) -> None:
         """Keep an epoch's line: metrics file, checkpoint, progress event."""
         self.epochs_done.append(line)
-        self.elapsed += line["wall_s"]
+        self.elapsed += line.wall_s
         self.store.write_metrics(self.run_id, self.epochs_done)
         self.save_checkpoint()
         if self._progress:
@@ -503,14 +503,14 @@ class Run:
                 {
                     "kind": "epoch",
                     "run_id": self.run_id,
-                    "epoch": line["epoch"] + 1,
+                    "epoch": line.epoch + 1,
                     "epochs": self.protocol.epochs,
                     "steps": self.steps_per_epoch,
-                    "line": line,
+                    "line": line.to_json(),
                 }
             )
 
-    def finish(self, resumed: bool) -> dict[str, Any]:
+    def finish(self, resumed: bool) -> RunRecord:
         """Write the record (and drop the checkpoint unless kept); returns the record."""
         record = self.build_record(resumed)
         self.store.write_record(record)
@@ -518,57 +518,47 @@ class Run:
             self.store.checkpoint_path(self.run_id).unlink(missing_ok=True)
         return record
 
-    def build_record(self, resumed: bool) -> dict[str, Any]:
+    def build_record(self, resumed: bool) -> RunRecord:
+        """The finished run's record, from its epochs and what it was built with."""
         last = self.epochs_done[-1]
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": self.run_id,
-            "status": "done",
-            "method": self.method_cls.name,
-            "variant": self.method.variant(),
-            "seed": self.spec.seed,
-            "protocol": self.spec.protocol,
-            "dataset": self.protocol.dataset,
-            "spec": self.spec.to_dict(),
-            "config": self.config.to_dict(),
-            "config_hash": config_hash(self.config.to_dict()),
-            "code_version": code_version(),
-            "environment": {
-                "device": str(self.device) if self.device.type != "cuda" else torch.cuda.get_device_name(self.device),
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-                "host": platform.node(),
-            },
-            "data": {
-                "dataset": self.dataset.name,
-                "data_root": str(self.options.data_root or ""),
-                "split": self.split_name,
-            },
-            "benchmark": {
-                "name": self.benchmark.name,
-                "provenance": self.benchmark.provenance,
-                "fingerprint": self.benchmark.fingerprint(),
-                "path": str(self.options.benchmark or ""),
-                # what the benchmark holds, so a report keeps its columns when a found cell is not in it
-                "datasets": list(self.benchmark.datasets),
-                "metrics": list(self.benchmark.metrics),
-            },
-            "method_info": self.method.run_info(),
-            "final": {
-                "arch": last["arch"],
-                "bench": last["bench"],
-                "train_loss": last.get("train_loss"),
-                "valid_loss": last.get("valid_loss"),
-            },
-            "timings": {
-                "total_s": self.elapsed,
-                "search_s": sum(e["search_s"] for e in self.epochs_done),
-                "per_epoch_s": [e["wall_s"] for e in self.epochs_done],
-                "steps_per_epoch": self.steps_per_epoch,
-                "resumed": resumed,
-                # the execution note: K > 1 = this seed's search ran as one of K in a vectorized search
-                # (nasbench_suite.seedgroup); the numbers are this seed's own either way
-                "vectorized_seeds": self.vectorized_seeds,
-            },
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
+        return RunRecord(
+            run_id=self.run_id,
+            status="done",
+            method=self.method_cls.name,
+            variant=self.method.variant(),
+            seed=self.spec.seed,
+            protocol=self.spec.protocol,
+            dataset=self.protocol.dataset,
+            spec=self.spec.to_dict(),
+            config=self.config.to_dict(),
+            config_hash=config_hash(self.config.to_dict()),
+            code_version=code_version(),
+            environment=Environment(
+                device=str(self.device) if self.device.type != "cuda" else torch.cuda.get_device_name(self.device),
+                torch=torch.__version__,
+                python=platform.python_version(),
+                host=platform.node(),
+            ),
+            data=DataInfo(
+                dataset=self.dataset.name, data_root=str(self.options.data_root or ""), split=self.split_name
+            ),
+            benchmark=BenchmarkInfo(
+                name=self.benchmark.name,
+                provenance=self.benchmark.provenance,
+                fingerprint=self.benchmark.fingerprint(),
+                path=str(self.options.benchmark or ""),
+                datasets=list(self.benchmark.datasets),
+                metrics=list(self.benchmark.metrics),
+            ),
+            method_info=self.method.run_info(),
+            final=FinalResult(arch=last.arch, bench=last.bench, train_loss=last.train_loss, valid_loss=last.valid_loss),
+            timings=Timings(
+                total_s=self.elapsed,
+                search_s=sum(e.search_s for e in self.epochs_done),
+                per_epoch_s=[e.wall_s for e in self.epochs_done],
+                steps_per_epoch=self.steps_per_epoch,
+                resumed=resumed,
+                vectorized_seeds=self.vectorized_seeds,
+            ),
+            finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )

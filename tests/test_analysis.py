@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from nasbench_suite.analysis.figures import (
     op_counts,
     save_figure,
 )
+from nasbench_suite.analysis.frames import load_runs
 from nasbench_suite.analysis.report import build_report
 from nasbench_suite.analysis.tables import (
     build_table,
@@ -30,7 +32,9 @@ from nasbench_suite.analysis.tables import (
 from nasbench_suite.benchmarks import BenchResult
 from nasbench_suite.errors import ConfigError, StoreError
 from nasbench_suite.space import OPS, Cell
-from nasbench_suite.store import SCHEMA_VERSION, Store, load_runs
+from nasbench_suite.store import Store
+
+from .records import make_epoch, make_record
 
 FP = "feedc0de12345678"
 SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
@@ -65,59 +69,23 @@ def write_run(
     store = Store(root)
     tag = "".join(f"-{k}{v}" for k, v in sorted(overrides.items()))
     run_id = f"{method}--{dataset}--{protocol}--s{seed}{tag}--{fingerprint[:4]}"
-    epochs = [
-        {
-            "epoch": i,
-            "arch": a,
-            "train_loss": 2.0 - 0.1 * i,
-            "valid_loss": 2.1 - 0.1 * i,
-            "train_acc": 10.0,
-            "valid_acc": 9.0,
-            "lr": 0.025,
-            "search_s": 10.0,
-            "wall_s": 11.0,
-            "bench": b,
-        }
-        for i, (a, b) in enumerate(zip(archs, finals))
-    ]
+    epochs = [make_epoch(i, a, b) for i, (a, b) in enumerate(zip(archs, finals))]
     store.write_metrics(run_id, epochs)
-    store.write_record(
-        {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": run_id,
-            "status": "done",
-            "method": method,
-            "variant": variant,
-            "seed": seed,
-            "protocol": protocol,
-            "dataset": dataset,
-            "spec": {"method": method, "seed": seed, "protocol": protocol, "overrides": overrides, "dataset": None},
-            "config": {
-                "protocol": {"name": protocol, "dataset": dataset, "epochs": len(archs), "C": 16},
-                "hparams": hparams or {},
-                "sources": {},
-            },
-            "code_version": "abc123def456",
-            "environment": {"device": device, "torch": "2.13", "python": "3.11", "host": "h"},
-            "data": {"dataset": dataset, "data_root": "/data"},
-            "benchmark": {
-                "name": "fake-bench",
-                "provenance": "synthetic test table",
-                "fingerprint": fingerprint,
-                "path": "/bench",
-            },
-            "method_info": {},
-            "final": {"arch": archs[-1], "bench": finals[-1], "train_loss": 1.5, "valid_loss": 1.6},
-            "timings": {
-                "total_s": total_s,
-                "search_s": total_s - 10,
-                "per_epoch_s": [11.0] * len(archs),
-                "steps_per_epoch": 3,
-                "resumed": False,
-            },
-            "finished_at": "2025-01-01T00:00:00+0000",
-        }
+    rec = make_record(
+        run_id,
+        method,
+        variant,
+        seed,
+        epochs,
+        protocol=protocol,
+        dataset=dataset,
+        fingerprint=fingerprint,
+        overrides=overrides,
+        hparams=hparams,
+        total_s=total_s,
+        device=device,
     )
+    store.write_record(rec)
     return run_id
 
 
@@ -649,6 +617,8 @@ def test_python_api_is_what_the_report_uses(results: Path, monkeypatch):
 
     loaded = ns.load_runs(results)
     assert len(loaded.runs) == 7 and {"lr", "search_s", "elapsed_s"} <= set(loaded.epochs.columns)
+    # one "generated" time for both (the two renderings may fall on either side of a second's boundary)
+    monkeypatch.setattr(report_mod, "time", SimpleNamespace(strftime=lambda fmt: "2026-01-01 00:00:00 +0000"))
     assert ns.report(results, published=False) == render_report(results, "md", published=False)
     calls = []
     monkeypatch.setattr(report_mod, "load_runs", lambda p: calls.append(p) or ns.load_runs(p))

@@ -47,10 +47,10 @@ def _spec(method="darts-v1", seed=0) -> RunSpec:
 def _comparable(results: Path, run_id: str) -> dict:
     store = Store(results)
     epochs = [
-        {k: v for k, v in e.items() if k not in ("search_s", "wall_s", "rank_s")}
+        {k: v for k, v in e.to_json().items() if k not in ("search_s", "wall_s", "rank_s")}
         for e in read_metrics(store.metrics_path(run_id))
     ]
-    return {"final": read_record(store.record_path(run_id))["final"], "epochs": epochs}
+    return {"final": read_record(store.record_path(run_id)).final, "epochs": epochs}
 
 
 @pytest.mark.slow
@@ -86,10 +86,8 @@ def test_local_job_checkpointed_requeued_resumed_equals_uninterrupted(tmp_path, 
     assert "checkpoint signal: requeueing" in stdout and "Requeued job" in stdout
     assert "Caught signal SIGUSR2" in job.stderr()
     rec = read_record(store.record_path(spec.run_id))
-    assert rec["timings"]["resumed"] is True
-    assert (
-        out.record["final"] == rec["final"] and out.record["timings"] == rec["timings"]
-    )  # (JSON turns tuples to lists)
+    assert rec.timings.resumed is True
+    assert out.record.final == rec.final and out.record.timings == rec.timings  # (JSON turns tuples to lists)
     assert _comparable(results, spec.run_id) == _comparable(ref, spec.run_id)
     log = [json.loads(x) for x in (store.run_dir(spec.run_id) / "claims.log").read_text().splitlines()]
     assert [e["event"] for e in log] == ["executing", "released", "executing", "released"]

@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from nasbench_suite import claims
+from nasbench_suite.analysis.frames import load_runs
 from nasbench_suite.claims import ClaimHeld, acquire, executions
 from nasbench_suite.cli import cli
-from nasbench_suite.store import Store, load_runs
+from nasbench_suite.store import Store
 
 pytestmark = pytest.mark.timeout(900)  # subprocesses: a hung one fails the test instead of the CI run
 

@@ -14,7 +14,7 @@ from nasbench_suite.config import RunSpec
 from nasbench_suite.errors import ConfigError
 from nasbench_suite.ownership import run_one
 from nasbench_suite.runner import RunOptions, config_hash
-from nasbench_suite.store import Store, atomic_write_json, read_record
+from nasbench_suite.store import Store, atomic_write_json, json_default, read_record
 
 TINY = (("epochs", "2"), ("steps_per_epoch", "2"), ("select_candidates", "4"), ("C", "4"))
 
@@ -33,8 +33,9 @@ def _preset_with(monkeypatch, **base) -> None:
 def test_record_holds_the_config_hash_and_a_changed_preset_is_refused(tmp_path, monkeypatch):
     spec = RunSpec("rsps", 0, "quick", TINY)
     rec = run_one(spec, RunOptions(results=tmp_path))
-    assert rec["config_hash"] == config_hash(rec["config"]) and len(rec["config_hash"]) == 16
-    assert run_one(spec, RunOptions(results=tmp_path)) == json.loads(json.dumps(rec))  # same settings: reused
+    assert rec.config_hash == config_hash(rec.config) and len(rec.config_hash) == 16
+    reused = run_one(spec, RunOptions(results=tmp_path))  # same settings: reused (as stored: tuples are lists)
+    assert reused.to_json() == json.loads(json.dumps(rec.to_json(), default=json_default))
     before = Store(tmp_path).record_path(spec.run_id).read_bytes()
 
     _preset_with(monkeypatch, lr="0.05", select_batch_size="32")
@@ -46,7 +47,7 @@ def test_record_holds_the_config_hash_and_a_changed_preset_is_refused(tmp_path, 
     assert Store(tmp_path).record_path(spec.run_id).read_bytes() == before  # nothing stored is touched
 
     forced = run_one(spec, RunOptions(results=tmp_path, force=True))
-    assert forced["config"]["protocol"]["lr"] == 0.05 and forced["config_hash"] != rec["config_hash"]
+    assert forced.protocol_settings["lr"] == 0.05 and forced.config_hash != rec.config_hash
 
 
 def test_cli_refuses_before_running_and_force_reruns(tmp_path, monkeypatch, capsys):
@@ -63,7 +64,7 @@ def test_cli_refuses_before_running_and_force_reruns(tmp_path, monkeypatch, caps
     res = CliRunner().invoke(cli, [*args, "--force"])
     assert res.exit_code == 0, res.output
     rid = RunSpec("rsps", 0, "quick", TINY).run_id
-    assert read_record(Store(tmp_path).record_path(rid))["config"]["protocol"]["momentum"] == 0.5
+    assert read_record(Store(tmp_path).record_path(rid)).protocol_settings["momentum"] == 0.5
 
 
 def test_report_marks_a_group_mixing_code_versions(tmp_path):
@@ -73,6 +74,6 @@ def test_report_marks_a_group_mixing_code_versions(tmp_path):
     assert "mix" not in notes
     path = Store(tmp_path).record_path(RunSpec("rsps", 1, "quick", TINY).run_id)
     rec = read_record(path)
-    atomic_write_json(path, {**rec, "code_version": "0123456789ab"})
+    atomic_write_json(path, {**rec.to_json(), "code_version": "0123456789ab"})
     notes = " ".join(build_report(tmp_path, published=False).tables[0].notes)
     assert "WARNING: these runs mix 2 code versions" in notes and "0123456789ab" in notes

@@ -67,7 +67,7 @@ def _stop_after_first_epoch(spec: RunSpec, results) -> None:
     assert not run.try_resume()
     line = run.run_epoch(0)
     run.epochs_done.append(line)
-    run.elapsed += line["wall_s"]
+    run.elapsed += line.wall_s
     run.store.write_metrics(run.run_id, run.epochs_done)
     run.save_checkpoint()
 
@@ -79,7 +79,7 @@ def straight(request, tmp_path_factory):
         spec = _spec(request.param)
         run = Run(spec, RunOptions(results=tmp_path_factory.mktemp(f"straight-{request.param}")))
         record = run.execute()
-    return spec, [dict(line) for line in run.epochs_done], record
+    return spec, [line.to_json() for line in run.epochs_done], record
 
 
 def test_losses_finite_and_cells_valid(straight):
@@ -91,8 +91,8 @@ def test_losses_finite_and_cells_valid(straight):
         assert all(math.isfinite(v) for v in losses.values()), losses
         cell = Cell.parse(line["arch"])
         assert cell.arch_str == line["arch"] and len(cell.ops) == 6
-    assert record["final"]["arch"] == lines[-1]["arch"]
-    assert record["method"] == get_method(spec.method).name
+    assert record.final.arch == lines[-1]["arch"]
+    assert record.method == get_method(spec.method).name
 
 
 def test_resume_is_exact(straight, tmp_path):
@@ -100,9 +100,9 @@ def test_resume_is_exact(straight, tmp_path):
     _stop_after_first_epoch(spec, tmp_path)  # the Run object is gone: only the checkpoint remains
     resumed = Run(spec, RunOptions(results=tmp_path))
     record = resumed.execute()
-    assert record["timings"]["resumed"] is True
+    assert record.timings.resumed is True
     assert len(resumed.epochs_done) == len(lines)
-    for a, b in zip(lines, resumed.epochs_done):
+    for a, b in zip(lines, (line.to_json() for line in resumed.epochs_done)):
         assert a["arch"] == b["arch"]
         for key in set(a) | set(b):
             if key not in TIMING_KEYS:

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from nasbench_suite.analysis.frames import load_runs
 from nasbench_suite.claims import executions
 from nasbench_suite.config import RunSpec
 from nasbench_suite.ownership import run_one
 from nasbench_suite.runner import Run, RunOptions
-from nasbench_suite.store import Store, load_runs, read_metrics, read_record
+from nasbench_suite.store import Store, read_metrics, read_record
 
 pytestmark = pytest.mark.timeout(900)  # subprocesses: a hung one fails the test instead of the CI run
 
@@ -128,8 +129,9 @@ def _comparable(results: Path, run_id: str) -> dict:
     """What must not depend on crashes: per-epoch cells, losses, benchmark numbers; the final cell and losses."""
     store = Store(results)
     rec = read_record(store.record_path(run_id))
-    epochs = [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in read_metrics(store.metrics_path(run_id))]
-    return {"final": rec["final"], "epochs": epochs, "n_epochs": len(rec["timings"]["per_epoch_s"])}
+    lines = read_metrics(store.metrics_path(run_id))
+    epochs = [{k: v for k, v in e.to_json().items() if k not in TIMING_KEYS} for e in lines]
+    return {"final": rec.final, "epochs": epochs, "n_epochs": len(rec.timings.per_epoch_s)}
 
 
 @pytest.mark.slow
@@ -172,7 +174,7 @@ def test_sigkill_at_random_moments_gives_the_uninterrupted_record(tmp_path):
         assert not (runs_dir / "claim").exists()
         assert not list(runs_dir.glob(".*.tmp")) and not list(runs_dir.glob("checkpoint*"))
         if any(p[1] not in (0, "record") for p in r["kills"]):
-            assert rec["timings"]["resumed"] is True
+            assert rec.timings.resumed is True
     loaded = load_runs(tmp_path / "crash")
     assert loaded.problems == [] and len(loaded.runs) == len(report)
 
@@ -196,7 +198,7 @@ def _partial(results: Path, epochs: int) -> Run:
     for epoch in range(epochs):
         line = run.run_epoch(epoch)
         run.epochs_done.append(line)
-        run.elapsed += line["wall_s"]
+        run.elapsed += line.wall_s
         run.store.write_metrics(run.run_id, run.epochs_done)
         run.save_checkpoint()
     return run
@@ -209,7 +211,7 @@ def test_truncated_checkpoint_is_set_aside_and_the_run_restarts(tmp_path, refere
     data = ck.read_bytes()
     ck.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
     rec = run_one(_spec(), RunOptions(results=tmp_path))
-    assert rec["timings"]["resumed"] is False  # from scratch: the truncated state was never loaded
+    assert rec.timings.resumed is False  # from scratch: the truncated state was never loaded
     assert len(list(ck.parent.glob("checkpoint.corrupt-*.pt"))) == 1
     assert _comparable(tmp_path, run.run_id) == _comparable(reference, run.run_id)
 
@@ -217,7 +219,7 @@ def test_truncated_checkpoint_is_set_aside_and_the_run_restarts(tmp_path, refere
 def test_a_good_checkpoint_resumes_exactly(tmp_path, reference):
     run = _partial(tmp_path, 2)
     rec = run_one(_spec(), RunOptions(results=tmp_path))
-    assert rec["timings"]["resumed"] is True
+    assert rec.timings.resumed is True
     assert _comparable(tmp_path, run.run_id) == _comparable(reference, run.run_id)
 
 
@@ -235,7 +237,7 @@ def test_truncated_record_is_not_done_is_reported_and_is_rerun(tmp_path, referen
     loaded = load_runs(tmp_path)
     assert len(loaded.runs) == 0 and len(loaded.problems) == 1 and "unreadable" in loaded.problems[0]
     rec = run_one(_spec(), RunOptions(results=tmp_path))  # not skipped: a half record is not a finished run
-    assert rec["timings"]["resumed"] is False and store.is_done(rid)
+    assert rec.timings.resumed is False and store.is_done(rid)
     assert len(list(rec_path.parent.glob("record.corrupt-*.json"))) == 1  # the half file is kept aside
     assert _comparable(tmp_path, rid) == _comparable(reference, rid)
     assert load_runs(tmp_path).problems == []
@@ -258,6 +260,6 @@ def test_claim_left_on_a_finished_run_is_released_on_the_next_visit(tmp_path):
     (run_dir / CLAIM_FILE).write_text(json.dumps(dead))  # ... now a dead process's (pids stop below 2**22)
     record_bytes = Store(tmp_path).record_path(spec.run_id).read_bytes()
     again = run_one(spec, opts)
-    assert again["final"] == first["final"]
+    assert again.final == first.final
     assert not (run_dir / CLAIM_FILE).exists()
     assert Store(tmp_path).record_path(spec.run_id).read_bytes() == record_bytes

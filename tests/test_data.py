@@ -606,7 +606,7 @@ def test_run_epochs_and_arch_batches_follow_the_reference(tmp_path, monkeypatch)
     record = run.execute()
     assert run.steps_per_epoch == 12 and len(sizes) == 12
     assert sizes[-1] == (14, 14) and all(t == v for t, v in sizes) and sizes[0] == (64, 64)
-    assert record["data"]["split"] == "seeded halves (split_seed=0)"
+    assert record.data.split == "seeded halves (split_seed=0)"
 
 
 # -- candidate selection on un-augmented images (item 2) ------------------------------------------------------------

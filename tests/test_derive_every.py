@@ -15,7 +15,7 @@ TINY = (("epochs", "3"), ("steps_per_epoch", "2"), ("select_candidates", "3"))
 
 
 def _lines(root, spec):
-    return read_metrics(Store(root).metrics_path(spec.run_id))
+    return [line.to_json() for line in read_metrics(Store(root).metrics_path(spec.run_id))]
 
 
 @pytest.mark.parametrize("method", ["rsps", "darts-v1"])
@@ -31,7 +31,7 @@ def test_derive_every_skips_epochs_but_not_the_last_and_never_changes_the_search
     assert b[1]["arch"] == a[1]["arch"] and b[0]["bench"] == {}
     for x, y in zip(a, b):  # the search itself is the same: derivation is logging only
         assert x["train_loss"] == y["train_loss"]
-    assert recs[every]["final"]["arch"] == recs[sparse]["final"]["arch"] == recs[last_only]["final"]["arch"]
+    assert recs[every].final.arch == recs[sparse].final.arch == recs[last_only].final.arch
 
 
 def test_candidate_scoring_reports_progress(tmp_path, monkeypatch):

@@ -9,22 +9,23 @@ import sys
 import numpy as np
 
 from nasbench_suite.analysis import render_report
+from nasbench_suite.analysis.frames import load_runs
 from nasbench_suite.benchmarks import open_benchmark
 from nasbench_suite.config import RunSpec
 from nasbench_suite.data import load_dataset
 from nasbench_suite.data.sources import DIGITS_FILE
 from nasbench_suite.ownership import run_one
 from nasbench_suite.runner import RunOptions
-from nasbench_suite.store import Store, atomic_write_json, load_runs, read_record
+from nasbench_suite.store import Store, atomic_write_json, read_record
 
 TINY = (("epochs", "2"), ("steps_per_epoch", "2"), ("select_candidates", "3"), ("C", "4"))
 
 
 def test_default_report_has_three_test_columns_and_the_nb201_optimum(tmp_path):
     rec = run_one(RunSpec("rsps", 0, "quick", TINY), RunOptions(results=tmp_path))
-    assert rec["benchmark"]["name"] == "embedded-nb201" and "NATS-tss-v1_0-3ffb9" in rec["benchmark"]["provenance"]
-    assert rec["benchmark"]["fingerprint"] == open_benchmark(None).fingerprint()
-    assert set(rec["final"]["bench"]) == {"cifar10", "cifar100", "ImageNet16-120"}
+    assert rec.benchmark.name == "embedded-nb201" and "NATS-tss-v1_0-3ffb9" in rec.benchmark.provenance
+    assert rec.benchmark.fingerprint == open_benchmark(None).fingerprint()
+    assert set(rec.final.bench) == {"cifar10", "cifar100", "ImageNet16-120"}
     text = render_report(tmp_path, benchmark=open_benchmark(None))  # as `nas-suite report` prints it
     assert "| Method | n | CIFAR-10 test | CIFAR-100 test | ImageNet16-120 test |" in text
     assert "| optimum (embedded-nb201) | – | 94.37 | 73.51 | 47.31 |" in text
@@ -37,18 +38,18 @@ def test_records_of_the_old_embedded_table_load_and_are_labelled(tmp_path):
     spec = RunSpec("rsps", 0, "quick", TINY)
     rec = run_one(spec, RunOptions(results=tmp_path))
     old = {
-        **rec,
+        **rec.to_json(),
         "benchmark": {
             "name": "embedded-analognasbench",
             "fingerprint": "a2e61b83f6fab0f5",
             "path": "",
             "provenance": "AnalogNAS-Bench CIFAR-10 'baseline_accuracy' ... test only",
         },
-        "final": {**rec["final"], "bench": {"cifar10": {"valid": None, "test": 91.5}}},
+        "final": {**rec.final.to_json(), "bench": {"cifar10": {"valid": None, "test": 91.5}}},
     }
     path = Store(tmp_path).record_path(spec.run_id)
     atomic_write_json(path, old)
-    assert read_record(path)["benchmark"]["name"] == "embedded-analognasbench"
+    assert read_record(path).benchmark.name == "embedded-analognasbench"
     assert not load_runs(tmp_path).problems
     text = render_report(tmp_path, benchmark=open_benchmark(None), published=False)
     assert "the old embedded table: AnalogNAS-Bench CIFAR-10 numbers (own training recipe), NOT NAS-Bench-201" in text

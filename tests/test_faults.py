@@ -203,9 +203,11 @@ def test_a_signal_mid_run_is_one_line_releases_the_claim_and_resumes_exactly(tmp
     assert done.returncode == 0, done.stderr
     ref = run_one(spec, RunOptions(results=tmp_path / "ref"))
     rec = read_record(run_dir / "record.json")
-    assert rec["timings"]["resumed"] is True
-    assert rec["final"] == ref["final"]
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("search_s", "wall_s", "rank_s")} for r in rows]  # noqa: E731
+    assert rec.timings.resumed is True
+    assert rec.final == ref.final
+    strip = lambda rows: [  # noqa: E731
+        {k: v for k, v in r.to_json().items() if k not in ("search_s", "wall_s", "rank_s")} for r in rows
+    ]
     assert strip(read_metrics(run_dir / "metrics.jsonl")) == strip(
         read_metrics(tmp_path / "ref" / "runs" / spec.run_id / "metrics.jsonl")
     )
@@ -239,5 +241,5 @@ def test_a_checkpoint_that_no_longer_fits_the_code_is_set_aside_and_the_run_star
     assert "ignoring unreadable checkpoint" in err and "KeyError" in err, err
     assert len(list(ck.parent.glob("checkpoint.corrupt-*.pt"))) == 1
     # started from exactly the state an uninterrupted run starts from, not from half-loaded weights
-    assert record["timings"]["resumed"] is False
-    assert record["final"] == reference["final"]
+    assert record.timings.resumed is False
+    assert record.final == reference.final

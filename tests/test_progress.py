@@ -15,6 +15,7 @@ import pytest
 from nasbench_suite.config import RunSpec
 from nasbench_suite.executors import Outcome, run_inprocess, run_pool
 from nasbench_suite.progress import PlanProgress, throttled
+from nasbench_suite.records import FinalResult, RunRecord
 from nasbench_suite.runner import Run, RunOptions
 from nasbench_suite.store import Store
 
@@ -87,7 +88,7 @@ def test_bars_on_a_terminal_show_loss_epoch_and_plan():
         p.event({**base, "kind": "step", "epoch": 1, "step": step, "loss": 2.5 - 0.1 * step})
     assert 0.49 < p._plan_n() < 0.51 and p.plan_eta() is not None  # half of one run of two
     p.event({**base, "kind": "epoch", "epoch": 1, "line": {"train_loss": 2.25, "arch": "|a|", "wall_s": 1.0}})
-    p.outcome(Outcome("r0", "done", {"final": {"arch": "|a|"}}))
+    p.outcome(Outcome("r0", "done", RunRecord("r0", final=FinalResult(arch="|a|"))))
     p.event({**base, "kind": "epoch", "epoch": 2, "line": {"train_loss": 2.0, "arch": "|b|", "wall_s": 1.0}})  # late
     p.close()
     text = out.getvalue()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from nasbench_suite.analysis.frames import load_runs
 from nasbench_suite.benchmarks import open_benchmark
 from nasbench_suite.config import RunSpec, resolve
 from nasbench_suite.method import get_method, method_names
@@ -16,7 +17,7 @@ from nasbench_suite.ownership import run_one
 from nasbench_suite.ranking import KNOWN_CELLS, distribution_entry, ranking_quality, ranking_sample
 from nasbench_suite.runner import Run, RunOptions
 from nasbench_suite.space import NUM_EDGES, NUM_OPS, as_cell
-from nasbench_suite.store import Store, load_runs, read_metrics
+from nasbench_suite.store import Store, read_metrics
 
 TINY = (("epochs", "2"), ("steps_per_epoch", "2"), ("select_candidates", "3"))
 
@@ -114,14 +115,14 @@ def test_ranking_quality_never_changes_the_search(tmp_path, method, extra):
     off = RunSpec(method, 0, "quick", TINY + extra + (("rank_cells", "0"),))
     rec_on = run_one(on, RunOptions(results=tmp_path / "on"))
     rec_off = run_one(off, RunOptions(results=tmp_path / "off"))
-    a = read_metrics(Store(tmp_path / "on").metrics_path(on.run_id))
-    b = read_metrics(Store(tmp_path / "off").metrics_path(off.run_id))
+    a = [x.to_json() for x in read_metrics(Store(tmp_path / "on").metrics_path(on.run_id))]
+    b = [y.to_json() for y in read_metrics(Store(tmp_path / "off").metrics_path(off.run_id))]
     assert all(x.get("rank_kendall") is not None or x.get("rank_top10") is not None for x in a)
     assert all("rank_top10" not in y for y in b)
     for x, y in zip(a, b, strict=True):
         for k in ("train_loss", "valid_loss", "arch", "arch_probs", "arch_entropy"):
             assert x.get(k) == y.get(k), (k, x.get(k), y.get(k))
-    assert rec_on["final"]["arch"] == rec_off["final"]["arch"]
+    assert rec_on.final.arch == rec_off.final.arch
 
 
 def test_epochs_frame_keeps_the_dynamics_and_the_ranking(tmp_path):

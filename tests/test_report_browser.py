@@ -95,7 +95,7 @@ def test_figures_fit_and_keep_method_colours(tmp_path: Path):
         clipped_artists,
         group_figures,
     )
-    from nasbench_suite.store import load_runs
+    from nasbench_suite.analysis.frames import load_runs
 
     root = tmp_path / "results"
     _runs(root)

@@ -9,9 +9,9 @@ import pytest
 from scipy import stats as sst
 
 from nasbench_suite.analysis.aggregate import group_runs
+from nasbench_suite.analysis.frames import load_runs
 from nasbench_suite.analysis.stats import ci95, compare_to_best, holm, mwu_p, welch_p
 from nasbench_suite.analysis.tables import build_table, to_markdown
-from nasbench_suite.store import load_runs
 
 from .test_analysis import GOOD, bench, write_run
 

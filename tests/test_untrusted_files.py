@@ -113,8 +113,8 @@ def test_planted_checkpoint_is_set_aside_not_run(tmp_path, capsys):
     assert len(lines) == 1 and "posix.system" in lines[0] and str(ck) in lines[0], err
     assert len(list(ck.parent.glob("checkpoint.corrupt-*.pt"))) == 1
     # the run started afresh and ends exactly where an untouched run does
-    assert record["final"]["arch"] == reference["final"]["arch"]
-    assert record["final"]["train_loss"] == reference["final"]["train_loss"]
+    assert record.final.arch == reference.final.arch
+    assert record.final.train_loss == reference.final.train_loss
 
 
 def test_planted_checkpoint_through_the_cli(tmp_path, monkeypatch):

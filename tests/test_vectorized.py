@@ -160,7 +160,7 @@ def test_vectorized_seeds_equal_single_runs(method, semantics, tmp_path):
     for spec, record in zip(specs, records):
         diff = _differences(_lines(tmp_path / "single", spec), _lines(tmp_path / "group", spec))
         assert not diff, f"{spec.run_id}: {diff[:5]}"
-        assert record["timings"]["vectorized_seeds"] == len(specs)
+        assert record.timings.vectorized_seeds == len(specs)
 
 
 @pytest.mark.slow
@@ -223,8 +223,8 @@ def test_run_group_keeps_stored_and_claimed_runs(tmp_path):
     finally:
         held.release()
     assert [s for s, _ in out] == ["skipped", "done", "claimed"]
-    assert out[0][1]["finished_at"] == stored["finished_at"]
-    assert out[1][1]["timings"]["vectorized_seeds"] == 1  # the only one left to run
+    assert out[0][1].finished_at == stored.finished_at
+    assert out[1][1].timings.vectorized_seeds == 1  # the only one left to run
 
 
 def test_cli_vectorize_on_runs_the_seeds_together(tmp_path):
@@ -247,4 +247,4 @@ def test_local_pool_runs_groups(tmp_path):
     plan = [RunSpec(m, s, "quick", overrides=tiny) for m in ("rsps", "darts-v1") for s in (0, 1)]
     outcomes = run_pool(plan, RunOptions(results=tmp_path, vectorize="on"), workers=2)
     assert [o.status for o in outcomes] == ["done"] * 4, [o.error for o in outcomes]
-    assert [o.record["timings"]["vectorized_seeds"] for o in outcomes] == [2, 2, 2, 2]
+    assert [o.record.timings.vectorized_seeds for o in outcomes] == [2, 2, 2, 2]

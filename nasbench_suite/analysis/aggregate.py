@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..store import BENCH_DATASETS
+from ..benchmarks.base import ALL_DATASETS as BENCH_DATASETS
+from ..records import RunRecord
 from .stats import ci95
 
 #: Row order of the usual methods (the NB201 paper's order, E2NAS last); other methods follow alphabetically.
@@ -92,13 +93,6 @@ class Group:
         return self.runs[col].isna() if col in self.runs else pd.Series(True, index=self.runs.index)
 
 
-def _overrides(rec: dict[str, Any]) -> dict[str, str]:
-    ov = (rec.get("spec") or {}).get("overrides") or {}
-    if isinstance(ov, (list, tuple)):  # RunSpec keeps them as pairs; to_dict writes a mapping
-        ov = dict(ov)
-    return {str(k): str(v) for k, v in ov.items()}
-
-
 #: Kinds of ``kind:value`` settings in their reading order (E2NAS's gamma: static schedules before sigmoid ones).
 SETTING_KINDS = ("static", "sig")
 
@@ -130,50 +124,42 @@ def _key(row: pd.Series) -> GroupKey:
     )
 
 
-def _provenance(recs: list[dict[str, Any]]) -> dict[str, Any]:
+def _provenance(recs: list[RunRecord]) -> dict[str, Any]:
     """What a report must say about where a group's numbers come from (every distinct value, sorted)."""
 
     def distinct(get) -> list[str]:
         return sorted({str(v) for v in (get(r) for r in recs) if v not in (None, "")})
 
     return {
-        "benchmark": distinct(lambda r: (r.get("benchmark") or {}).get("name")),
-        "benchmark_provenance": distinct(lambda r: (r.get("benchmark") or {}).get("provenance")),
-        "benchmark_fingerprint": distinct(lambda r: (r.get("benchmark") or {}).get("fingerprint")),
-        "benchmark_path": distinct(lambda r: (r.get("benchmark") or {}).get("path")),
-        "code_version": distinct(lambda r: r.get("code_version")),
-        "data": distinct(lambda r: _data_label(r.get("data") or {})),
-        "device": distinct(lambda r: (r.get("environment") or {}).get("device")),
-        "torch": distinct(lambda r: (r.get("environment") or {}).get("torch")),
+        "benchmark": distinct(lambda r: r.benchmark.name),
+        "benchmark_provenance": distinct(lambda r: r.benchmark.provenance),
+        "benchmark_fingerprint": distinct(lambda r: r.benchmark.fingerprint),
+        "benchmark_path": distinct(lambda r: r.benchmark.path),
+        "code_version": distinct(lambda r: r.code_version),
+        "data": distinct(lambda r: r.data.label),
+        "device": distinct(lambda r: r.environment.device),
+        "torch": distinct(lambda r: r.environment.torch),
         "protocol": _protocol_settings(recs),
     }
 
 
-def _data_label(data: dict[str, Any]) -> str | None:
-    if not data:
-        return None
-    root = data.get("data_root") or "embedded/default location"
-    return f"{data.get('dataset', '?')} from {root}"
-
-
-def _protocol_settings(recs: list[dict[str, Any]]) -> dict[str, str]:
+def _protocol_settings(recs: list[RunRecord]) -> dict[str, str]:
     """Resolved protocol settings; a key whose value differs between runs lists every value."""
     vals: dict[str, set[str]] = {}
     for r in recs:
-        for k, v in ((r.get("config") or {}).get("protocol") or {}).items():
+        for k, v in r.protocol_settings.items():
             vals.setdefault(k, set()).add(str(v))
     return {k: " | ".join(sorted(v)) for k, v in sorted(vals.items())}
 
 
-def _bench_holds(recs: list[dict[str, Any]], runs: pd.DataFrame) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _bench_holds(recs: list[RunRecord], runs: pd.DataFrame) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The datasets and metrics of the group's benchmark: recorded by the runner; for records written before it
     recorded them, the datasets and metrics that have at least one value."""
     datasets: set[str] = set()
     metrics: set[str] = set()
     for r in recs:
-        b = r.get("benchmark") or {}
-        datasets.update(b.get("datasets") or ())
-        metrics.update(b.get("metrics") or ())
+        datasets.update(r.benchmark.datasets or ())
+        metrics.update(r.benchmark.metrics or ())
     for ds in BENCH_DATASETS:
         for m in METRICS:
             if f"{ds}_{m}" in runs and runs[f"{ds}_{m}"].notna().any():
@@ -182,12 +168,12 @@ def _bench_holds(recs: list[dict[str, Any]], runs: pd.DataFrame) -> tuple[tuple[
     return tuple(ds for ds in BENCH_DATASETS if ds in datasets), tuple(m for m in METRICS if m in metrics)
 
 
-def group_runs(runs: pd.DataFrame, epochs: pd.DataFrame, records: dict[str, dict[str, Any]]) -> list[Group]:
+def group_runs(runs: pd.DataFrame, epochs: pd.DataFrame, records: dict[str, RunRecord]) -> list[Group]:
     """Split the runs frame into comparable groups and give every run its row label."""
     if runs.empty:
         return []
     runs = runs.copy()
-    runs["overrides"] = [_overrides(records.get(rid, {})) for rid in runs["run_id"]]
+    runs["overrides"] = [records[rid].overrides if rid in records else {} for rid in runs["run_id"]]
     keys = [_key(r) for _, r in runs.iterrows()]
     runs["_key"] = keys
     groups = []

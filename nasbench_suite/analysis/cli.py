@@ -28,11 +28,12 @@ def regress(baseline, update, methods, workdir, quiet, as_json) -> None:
     Exit code 0: no regression (or baseline updated); 1: differences, methods without a baseline, or methods that
     could not run; 2: no baseline or a bad option.
     """
+    from ..store import json_default
     from . import regress as run_regress
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     progress = None if quiet or as_json else (lambda msg: click.echo(msg, err=True))
     rep = run_regress(baseline, update=update, workdir=workdir, methods=chosen, progress=progress)
-    click.echo(json.dumps(rep.to_dict(), indent=1, default=str) if as_json else rep.format())
+    click.echo(json.dumps(rep.to_dict(), indent=1, default=json_default) if as_json else rep.format())
     if not rep.ok:
         sys.exit(1)

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from scipy import stats as sst
 
+from ..records import RunRecord
 from ..space import EDGES, OPS, Cell
 from .aggregate import METHOD_ORDER, Group, setting_key
 from .tables import DATASET_NAMES
@@ -432,11 +433,11 @@ def op_distribution(runs: pd.DataFrame) -> Figure:
 
 
 # --- E2NAS ablations ---------------------------------------------------------------------------------------------
-def ablation_frame(runs: pd.DataFrame, records: dict[str, dict[str, Any]]) -> pd.DataFrame:
+def ablation_frame(runs: pd.DataFrame, records: dict[str, RunRecord]) -> pd.DataFrame:
     """E2NAS runs whose resolved hparams have ``gamma`` and ``eps``: one row per run with those two settings."""
     rows = []
     for _, r in runs[runs["method"] == E2NAS].iterrows():
-        hp = ((records.get(r["run_id"]) or {}).get("config") or {}).get("hparams") or {}
+        hp = records[r["run_id"]].hparams if r["run_id"] in records else {}
         if "gamma" in hp and "eps" in hp:
             rows.append({**r.to_dict(), "gamma": str(hp["gamma"]), "eps": float(hp["eps"])})
     return pd.DataFrame(rows)
@@ -528,7 +529,7 @@ def search_cost(runs: pd.DataFrame) -> Figure:
 
 # --- a group's figures, saving -----------------------------------------------------------------------------------
 def group_figures(
-    group: Group, records: dict[str, dict[str, Any]], optima: dict[str, float] | None = None
+    group: Group, records: dict[str, RunRecord], optima: dict[str, float] | None = None
 ) -> dict[str, Figure]:
     """Every figure of a group, by name (``curves``, ``anytime`` (with regret rows when ``optima`` gives the
     benchmark's best test accuracy per dataset), ``losses``, ``ranking``/``entropy``/``dynamics`` (when the runs

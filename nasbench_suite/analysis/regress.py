@@ -30,6 +30,7 @@ import torch
 
 from ..config import RunSpec
 from ..errors import ConfigError, NasSuiteError, StoreError
+from ..records import EpochMetrics, RunRecord
 from ..store import atomic_write_json
 
 # Measured spread across instruction sets (float64, oneDNN off): <= 4.1e-16 relative in every loss, cells identical
@@ -162,14 +163,14 @@ class RegressReport:
         }
 
 
-def compact(record: dict[str, Any], epochs: list[dict[str, Any]]) -> dict[str, Any]:
+def compact(record: RunRecord, epochs: list[EpochMetrics]) -> dict[str, Any]:
     """The facts a baseline keeps of one run: per-epoch cell and losses, the final cell."""
     return {
-        "method": record["method"],
-        "variant": record.get("variant"),
-        "code_version": record.get("code_version"),
-        "epochs": [{"epoch": e["epoch"], "arch": e["arch"], **{k: e.get(k) for k in LOSS_KEYS}} for e in epochs],
-        "final_arch": record["final"]["arch"],
+        "method": record.method,
+        "variant": record.variant,
+        "code_version": record.code_version,
+        "epochs": [{"epoch": e.epoch, "arch": e.arch, **{k: getattr(e, k) for k in LOSS_KEYS}} for e in epochs],
+        "final_arch": record.final.arch,
         MACHINE_KEY: machine_info(),
     }
 

@@ -16,17 +16,21 @@ from typing import Any
 
 import pandas as pd
 
-from .. import load_runs, open_benchmark
+from .. import open_benchmark
 from ..errors import StoreError
+from ..records import RunRecord
+from ..store import plain
 from .aggregate import Group, group_runs
+from .frames import load_runs
 from .tables import (
-    NOT_IN_BENCH,
     Table,
     build_table,
     cells,
     column_title,
+    count_text,
     found_cells,
     found_cells_markdown,
+    found_cells_text,
     header_lines,
     load_published,
     to_frame,
@@ -45,7 +49,7 @@ class Report:
     groups: list[Group]
     tables: list[Table]
     problems: list[str] = field(default_factory=list)
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: dict[str, RunRecord] = field(default_factory=dict)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %z"))
 
 
@@ -134,18 +138,6 @@ def render_latex(rep: Report) -> str:
     return head + warn + "\n".join(to_latex(t) for t in rep.tables)
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if hasattr(x, "item"):
-        return _clean(x.item())
-    return x
-
-
 def report_dict(rep: Report) -> dict[str, Any]:
     """The report as plain data (NaN -> null)."""
     groups = []
@@ -177,7 +169,7 @@ def report_dict(rep: Report) -> dict[str, Any]:
                 "provenance": g.provenance,
             }
         )
-    return _clean(
+    return plain(
         {
             "results": str(rep.results),
             "created": rep.created,
@@ -249,8 +241,7 @@ def _table_html(t: Table) -> str:
     rows = []
     for r in t.rows:
         tds = "".join(f"<td{' class=best' if bold else ''}>{_e(text)}</td>" for text, bold in cells(t, r))
-        n = "–" if r.n is None else r.n
-        rows.append(f'<tr class="{r.kind}"><td class=l>{_e(r.label)}</td><td>{n}</td>{tds}</tr>')
+        rows.append(f'<tr class="{r.kind}"><td class=l>{_e(r.label)}</td><td>{count_text(r)}</td>{tds}</tr>')
     notes = "".join(f"<li>{_e(n)}</li>" for n in t.notes)
     return (
         f'<table class="main"><thead><tr><th class=l>Method</th><th>n</th>{head}</tr></thead>'
@@ -259,14 +250,13 @@ def _table_html(t: Table) -> str:
 
 
 def _found_html(g: Group) -> str:
-    df = found_cells(g)
-    tests = [c for c in df.columns if c.endswith("_test")]
-    head = "".join(f"<th>{_e(column_title(c))}</th>" for c in tests)
+    titles, found = found_cells_text(g)
+    head = "".join(f"<th>{_e(t)}</th>" for t in titles)
     rows = []
-    for _, r in df.iterrows():
-        accs = "".join(f"<td>{NOT_IN_BENCH if pd.isna(r[c]) else f'{float(r[c]):.2f}'}</td>" for c in tests)
+    for label, seed, arch, *accs in found:
+        tds = "".join(f"<td>{_e(a)}</td>" for a in accs)
         rows.append(
-            f"<tr><td class=l>{_e(r['label'])}</td><td>{_e(r['seed'])}</td><td class=l><code>{_e(r['arch'])}</code></td>{accs}</tr>"
+            f"<tr><td class=l>{_e(label)}</td><td>{_e(seed)}</td><td class=l><code>{_e(arch)}</code></td>{tds}</tr>"
         )
     return (
         f"<table class=found><thead><tr><th class=l>Method</th><th>seed</th><th class=l>found cell</th>{head}</tr>"

@@ -213,20 +213,62 @@ def group_warnings(group: Group) -> list[str]:
 
 
 # --- formatting --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Markup:
+    """How one output format writes the parts of a table value; :func:`format_value` and :func:`cells` are the
+    one implementation of what a value shows and which values are bold, for every format."""
+
+    dash: str = DASH  # no value / no std / no count
+    pm: str = " ± "
+    interval: str = " [{:.2f}, {:.2f}]"
+    partial: str = PARTIAL_MARK  # a mean over only some of the row's runs
+    separated: str = SEP_MARK  # too few runs to test against the best
+    bold_mean: str = "{}"  # LaTeX bolds the mean inside the value ...
+    bold_cell: str = "{}"  # ... Markdown the whole value (HTML: a class on the cell, from the bold flag)
+
+
+TEXT = Markup()
+MARKDOWN = Markup(bold_cell="**{}**")
+LATEX = Markup(
+    dash="--",
+    pm=r"$\pm$",
+    interval=r" {{\scriptsize[{:.2f}, {:.2f}]}}",
+    partial=r"$^\dagger$",
+    separated=r"$^\ddagger$",
+    bold_mean=r"\textbf{{{}}}",
+)
+
+
 def format_value(
-    mean: float, std: float, kind: str, missing: int = 0, ci: tuple[float, float] | None = None, mark: str = ""
+    mean: float,
+    std: float,
+    kind: str,
+    missing: int = 0,
+    ci: tuple[float, float] | None = None,
+    separated: bool = False,
+    bold: bool = False,
+    markup: Markup = TEXT,
 ) -> str:
     """``"mean ± std [lo, hi]"`` with two decimals (the interval when given and defined); a single number for the
-    optimum and for published rows without a std.
+    optimum and for published rows without a std; written in ``markup``.
 
     ``missing``: run rows only, how many runs have no value; all of them -> "not in benchmark", some -> a mark.
+    ``separated``: the row has too few runs to be tested against the best (a mark). ``bold``: one of the best.
     """
     if _nan(mean):
-        return NOT_IN_BENCH if kind == "run" and missing else DASH
+        return NOT_IN_BENCH if kind == "run" and missing else markup.dash
+    m = markup.bold_mean.format(f"{mean:.2f}") if bold else f"{mean:.2f}"
     if kind == "optimum" or (kind == "published" and _nan(std)):
-        return f"{mean:.2f}"
-    interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci is not None and not _nan(ci[0]) else ""
-    return f"{mean:.2f} ± {DASH if _nan(std) else f'{std:.2f}'}{interval}" + (PARTIAL_MARK if missing else "") + mark
+        return m
+    interval = markup.interval.format(*ci) if ci is not None and not _nan(ci[0]) else ""
+    return (
+        m
+        + markup.pm
+        + (markup.dash if _nan(std) else f"{std:.2f}")
+        + interval
+        + (markup.partial if missing else "")
+        + (markup.separated if separated else "")
+    )
 
 
 def column_title(col: str) -> str:
@@ -236,15 +278,23 @@ def column_title(col: str) -> str:
     return f"{DATASET_NAMES.get(ds, ds)} {m}"
 
 
-def cells(table: Table, row: Row) -> list[tuple[str, bool]]:
+def cells(table: Table, row: Row, markup: Markup = TEXT) -> list[tuple[str, bool]]:
+    """``row``'s value in each column of ``table`` as ``(text, bold)``: bold is the column's best run mean and every
+    run row not significantly worse than it (the text carries ``markup``'s bold)."""
     out = []
     for c in table.columns:
         mean, std = row.values.get(c, (math.nan, math.nan))
         comp = row.compare.get(c)
         bold = row.kind == "run" and comp is not None and (comp.best or (comp.tested and not comp.worse))
-        mark = SEP_MARK if comp is not None and not comp.best and not comp.tested else ""
-        out.append((format_value(mean, std, row.kind, row.missing.get(c, 0), row.ci.get(c), mark), bold))
+        separated = comp is not None and not comp.best and not comp.tested
+        text = format_value(mean, std, row.kind, row.missing.get(c, 0), row.ci.get(c), separated, bold, markup)
+        out.append((markup.bold_cell.format(text) if bold else text, bold))
     return out
+
+
+def count_text(row: Row, markup: Markup = TEXT) -> str:
+    """The row's number of runs (the dash for the optimum row)."""
+    return markup.dash if row.n is None else str(row.n)
 
 
 def header_lines(table: Table) -> list[str]:
@@ -271,9 +321,8 @@ def to_markdown(table: Table) -> str:
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join([":---", "---:"] + ["---:"] * len(table.columns)) + "|")
     for row in table.rows:
-        texts = [f"**{t}**" if b else t for t, b in cells(table, row)]
-        n = DASH if row.n is None else str(row.n)
-        lines.append("| " + " | ".join([_md_escape(row.label), n, *texts]) + " |")
+        texts = [t for t, _ in cells(table, row, MARKDOWN)]
+        lines.append("| " + " | ".join([_md_escape(row.label), count_text(row, MARKDOWN), *texts]) + " |")
     lines.append("")
     lines += [f"_{_md_escape(n)}_  " for n in table.notes]
     return "\n".join(lines) + "\n"
@@ -296,25 +345,6 @@ _TEX_SPECIAL = {
 def tex_escape(s: str) -> str:
     """Escape LaTeX special characters."""
     return "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(s))
-
-
-def _tex_value(mean: float, std: float, kind: str, bold: bool, missing: int = 0, ci=None, mark: str = "") -> str:
-    if _nan(mean):
-        return NOT_IN_BENCH if kind == "run" and missing else "--"
-    m = f"{mean:.2f}"
-    if bold:
-        m = rf"\textbf{{{m}}}"
-    if kind == "optimum" or (kind == "published" and _nan(std)):
-        return m
-    interval = rf" {{\scriptsize[{ci[0]:.2f}, {ci[1]:.2f}]}}" if ci is not None and not _nan(ci[0]) else ""
-    return (
-        m
-        + r"$\pm$"
-        + ("--" if _nan(std) else f"{std:.2f}")
-        + interval
-        + (r"$^\dagger$" if missing else "")
-        + (r"$^\ddagger$" if mark else "")
-    )
 
 
 def to_latex(table: Table) -> str:
@@ -340,19 +370,8 @@ def to_latex(table: Table) -> str:
         if prev is not None and row.kind != prev:
             lines.append(r"\midrule")
         prev = row.kind
-        vals = [
-            _tex_value(
-                *row.values.get(c, (math.nan, math.nan)),
-                row.kind,
-                b,
-                row.missing.get(c, 0),
-                row.ci.get(c),
-                text.endswith(SEP_MARK),
-            )
-            for c, (text, b) in zip(table.columns, cells(table, row))
-        ]
-        n = "--" if row.n is None else str(row.n)
-        lines.append(" & ".join([tex_escape(row.label), n, *vals]) + r" \\")
+        vals = [t for t, _ in cells(table, row, LATEX)]
+        lines.append(" & ".join([tex_escape(row.label), count_text(row, LATEX), *vals]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -401,15 +420,24 @@ def found_cells(group: Group) -> pd.DataFrame:
     return group.runs[FOUND_COLUMNS + tests].reset_index(drop=True)
 
 
-def found_cells_markdown(group: Group) -> str:
-    """The found-cells table of a group in Markdown."""
+def found_cells_text(group: Group) -> tuple[list[str], list[list[str]]]:
+    """The found-cells table of a group as text, for every format: the titles of its test-accuracy columns, and per
+    run ``[label, seed, arch, *accuracies]`` (two decimals, or "not in benchmark"); the caller escapes and wraps."""
     df = found_cells(group)
     tests = [c for c in df.columns if c.endswith("_test")]
-    head = ["Method", "seed", "found cell", *(column_title(c) for c in tests)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---", "---:", ":---"] + ["---:"] * len(tests)) + "|"]
-    for _, r in df.iterrows():
-        accs = [NOT_IN_BENCH if _nan(_float(r[c])) else f"{float(r[c]):.2f}" for c in tests]
-        lines.append(
-            "| " + " | ".join([_md_escape(r["label"]), str(r["seed"]), f"`{_md_escape(r['arch'])}`", *accs]) + " |"
-        )
+    rows = [
+        [str(r["label"]), str(r["seed"]), str(r["arch"])]
+        + [NOT_IN_BENCH if _nan(_float(r[c])) else f"{float(r[c]):.2f}" for c in tests]
+        for _, r in df.iterrows()
+    ]
+    return [column_title(c) for c in tests], rows
+
+
+def found_cells_markdown(group: Group) -> str:
+    """The found-cells table of a group in Markdown."""
+    titles, rows = found_cells_text(group)
+    head = ["Method", "seed", "found cell", *titles]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---", "---:", ":---"] + ["---:"] * len(titles)) + "|"]
+    for label, seed, arch, *accs in rows:
+        lines.append("| " + " | ".join([_md_escape(label), seed, f"`{_md_escape(arch)}`", *accs]) + " |")
     return "\n".join(lines) + "\n"
