@@ -230,9 +230,7 @@ def run(
     cluster_log_dir,
 ) -> None:
     """Search with METHODS x SEEDS, query the benchmark, store one record per run."""
-    from .config import parse_set
     from .executors import summary
-    from .plan import build_plan
     from .preflight import preflight
     from .progress import PlanProgress
     from .runner import RunOptions
@@ -247,15 +245,8 @@ def run(
 
         copts = ClusterOptions(executor, partition, gpus_per_job, time_limit, array_parallelism, cluster_log_dir)
         copts.check()
-    names = _methods_list(methods)
     embedded = protocol is None and data_root is None and benchmark is None
-    seed_range = range(seed_start, seed_start + seeds)
-    plan = build_plan(names, seed_range, protocol or "quick", dataset, parse_set(sets), grid)
-    if len(plan) > CONFIRM_RUNS and not yes:
-        raise ConfigError(
-            f"the plan has {len(plan)} runs ({len(names)} method(s) x {seeds} seed(s)"
-            f"{' x the grid' if grid else ''}); add --yes to run them all"
-        )
+    plan = _run_plan(methods, seeds, seed_start, protocol or "quick", dataset, sets, grid, yes)
     say = (lambda *a, **k: None) if quiet or as_json else (lambda *a, **k: click.echo(*a, err=True, **k))
     with _say_if_slow(say, f"plan: {len(plan)} run(s); checking the data and benchmark files..."):
         checked = preflight(
@@ -290,6 +281,21 @@ def run(
     _say_summary(say, summary(outcomes), abandoned, cluster=copts is not None)
     if any(o.status == "failed" for o in outcomes) or abandoned:
         sys.exit(1)
+
+
+def _run_plan(methods, seeds: int, seed_start: int, protocol: str, dataset, sets, grid, yes: bool) -> list:
+    """The plan of ``run`` (methods x grid points x seeds); more than CONFIRM_RUNS runs need ``--yes``."""
+    from .config import parse_set
+    from .plan import build_plan
+
+    names = _methods_list(methods)
+    plan = build_plan(names, range(seed_start, seed_start + seeds), protocol, dataset, parse_set(sets), grid)
+    if len(plan) > CONFIRM_RUNS and not yes:
+        raise ConfigError(
+            f"the plan has {len(plan)} runs ({len(names)} method(s) x {seeds} seed(s)"
+            f"{' x the grid' if grid else ''}); add --yes to run them all"
+        )
+    return plan
 
 
 def _dispatch(plan, options, executor: str, workers: int, copts, benchmark, display, say) -> list:

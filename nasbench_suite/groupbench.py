@@ -243,39 +243,8 @@ def time_vectorized(
             row["batch"] = gs.protocol.batch_size
             # the reference trains on seed 0's batches
             ref_pool = [tuple((x[0], y[0]) for x, y in gs.batches(i)) for i in range(len(gs.pool))]
-            t_g, t_r = [], []
-            for i in range(warmup):
-                gs.step()
-                if ref is not None:
-                    ref.step(*ref_pool[i % len(ref_pool)])
-            for i in range(steps):
-                order = (0, 1) if i % 2 == 0 or ref is None else (1, 0)  # neither side always first
-                for side in order:
-                    if side == 0:
-                        t_g.append(_timed(gs.step, device))
-                    elif ref is not None:
-                        pair = ref_pool[(warmup + i) % len(ref_pool)]
-                        t_r.append(_timed(partial(ref.step, *pair), device))
-            if t_g:
-                g_ms = 1e3 * statistics.median(t_g)
-                row.update(
-                    steps=steps,
-                    group_ms=g_ms,
-                    group_all_ms=[1e3 * t for t in t_g],
-                    seed_equiv_steps_per_s=K * 1e3 / g_ms,
-                    seed_losses=_seed_losses(gs.last),
-                )
-                if gs.last and "w_passes" in gs.last[0]:  # E2NAS: weight passes of the last step, mean over seeds
-                    row["w_passes"] = statistics.mean(d["w_passes"] for d in gs.last)
-            if t_r and t_g:
-                r_ms = 1e3 * statistics.median(t_r)
-                row.update(
-                    ref_ms=r_ms,
-                    ref_all_ms=[1e3 * t for t in t_r],
-                    ref_steps_per_s=1e3 / r_ms,
-                    ratio_vs_ref=row["seed_equiv_steps_per_s"] * r_ms / 1e3,
-                    pair_ratio=statistics.median(K * r / g for r, g in zip(t_r, t_g)),
-                )
+            t_g, t_r = _time_pairs(gs, ref, ref_pool, warmup, steps, device)
+            row.update(_row_figures(K, steps, t_g, t_r, gs.last))
             if gs.notes:
                 row["note"] = "; ".join(gs.notes)
             if cuda:
@@ -294,6 +263,53 @@ def time_vectorized(
         if on_row:
             on_row(row)
     return rows, skipped
+
+
+def _time_pairs(gs, ref, ref_pool, warmup: int, steps: int, device) -> tuple[list[float], list[float]]:
+    """``warmup`` untimed steps of each side, then ``steps`` timed ones, interleaved (neither side always first);
+    returns the group's and the reference's seconds per step."""
+    t_g: list[float] = []
+    t_r: list[float] = []
+    for i in range(warmup):
+        gs.step()
+        if ref is not None:
+            ref.step(*ref_pool[i % len(ref_pool)])
+    for i in range(steps):
+        order = (0, 1) if i % 2 == 0 or ref is None else (1, 0)
+        for side in order:
+            if side == 0:
+                t_g.append(_timed(gs.step, device))
+            elif ref is not None:
+                pair = ref_pool[(warmup + i) % len(ref_pool)]
+                t_r.append(_timed(partial(ref.step, *pair), device))
+    return t_g, t_r
+
+
+def _row_figures(K: int, steps: int, t_g: list[float], t_r: list[float], last) -> dict[str, Any]:
+    """A row's figures from the timed seconds (see :func:`time_vectorized`); ``last``: the group's last logs."""
+    out: dict[str, Any] = {}
+    if not t_g:
+        return out
+    g_ms = 1e3 * statistics.median(t_g)
+    out.update(
+        steps=steps,
+        group_ms=g_ms,
+        group_all_ms=[1e3 * t for t in t_g],
+        seed_equiv_steps_per_s=K * 1e3 / g_ms,
+        seed_losses=_seed_losses(last),
+    )
+    if last and "w_passes" in last[0]:  # E2NAS: weight passes of the last step, mean over seeds
+        out["w_passes"] = statistics.mean(d["w_passes"] for d in last)
+    if t_r:
+        r_ms = 1e3 * statistics.median(t_r)
+        out.update(
+            ref_ms=r_ms,
+            ref_all_ms=[1e3 * t for t in t_r],
+            ref_steps_per_s=1e3 / r_ms,
+            ratio_vs_ref=out["seed_equiv_steps_per_s"] * r_ms / 1e3,
+            pair_ratio=statistics.median(K * r / g for r, g in zip(t_r, t_g)),
+        )
+    return out
 
 
 def format_vectorized(row: dict[str, Any]) -> str:

@@ -229,6 +229,27 @@ def run_plan(method: str, plan: dict[str, Any], results: Path) -> dict[str, Any]
     return compact(record, read_metrics(Store(results).metrics_path(spec.run_id)))
 
 
+def _resolve_plan(
+    plan_path: Path, update: bool, methods: list[str] | None, plan: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The plan a check runs under: the stored one (with the defaults of keys it predates), or, when updating, the
+    given one, else the stored one, else :data:`DEFAULT_PLAN`. A plan change needs every method and ``update``."""
+    if update:
+        old = _read_json(plan_path) if plan_path.exists() else None
+        plan = {**DEFAULT_PLAN, **(plan or old or {})}
+        if methods and old is not None and {**DEFAULT_PLAN, **old} != plan:
+            # the other methods' baselines were made under the old plan: they would silently stop matching
+            raise ConfigError("changing the regression plan needs all methods (update without a method list)")
+        return plan
+    if plan is not None:
+        raise ConfigError("a regression plan can only be changed together with update=True (--update)")
+    if not plan_path.exists():
+        raise StoreError(
+            f"no regression baseline at {plan_path.parent} (no {PLAN_FILE}); create one with `nas-suite regress --update`"
+        )
+    return {**DEFAULT_PLAN, **_read_json(plan_path)}
+
+
 def regress(
     results_baseline: Path = Path("results/regression"),
     update: bool = False,
@@ -252,20 +273,7 @@ def regress(
     plan_path = base / PLAN_FILE
     registered = method_names()
     selected = [canonical_name(m) for m in methods] if methods else registered
-    if update:
-        old = _read_json(plan_path) if plan_path.exists() else None
-        plan = {**DEFAULT_PLAN, **(plan or old or {})}
-        if methods and old is not None and {**DEFAULT_PLAN, **old} != plan:
-            # the other methods' baselines were made under the old plan: they would silently stop matching
-            raise ConfigError("changing the regression plan needs all methods (update without a method list)")
-    else:
-        if plan is not None:
-            raise ConfigError("a regression plan can only be changed together with update=True (--update)")
-        if not plan_path.exists():
-            raise StoreError(
-                f"no regression baseline at {base} (no {PLAN_FILE}); create one with `nas-suite regress --update`"
-            )
-        plan = {**DEFAULT_PLAN, **_read_json(plan_path)}
+    plan = _resolve_plan(plan_path, update, methods, plan)
     report = RegressReport(base, plan)
     stored = {p.stem for p in base.glob("*.json") if p.name != PLAN_FILE} if base.is_dir() else set()
 

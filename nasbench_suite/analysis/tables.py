@@ -166,20 +166,7 @@ def build_table(group: Group, benchmark=None, published: pd.DataFrame | None = N
     if group.shared_overrides:
         notes.append("every run used overrides " + ", ".join(f"{k}={v}" for k, v in group.shared_overrides.items()))
     if benchmark is not None:
-        fp = benchmark.fingerprint()
-        if fp == group.key.fingerprint:
-            values = {}
-            for c in columns:
-                ds, m = c.rsplit("_", 1)
-                opt = benchmark.optimum(ds) if ds in benchmark.datasets else None
-                values[c] = (_float(getattr(opt, m, None)), math.nan)
-            rows.append(Row("optimum", f"optimum ({benchmark.name})", None, values))
-            notes.append("optimum: best valid and best test accuracy over all cells, each maximised independently")
-        else:
-            notes.append(
-                f"no optimum row: the given benchmark {benchmark.name} ({fp}) is not the one these runs "
-                f"were looked up in ({group.key.fingerprint})"
-            )
+        _add_optimum(rows, notes, group, columns, benchmark)
     if published is not None and len(published):
         rows.extend(_published_rows(published, columns))
         notes.append(
@@ -194,6 +181,24 @@ def build_table(group: Group, benchmark=None, published: pd.DataFrame | None = N
             )
         )
     return Table(group, columns, rows, notes)
+
+
+def _add_optimum(rows: list[Row], notes: list[str], group: Group, columns: list[str], benchmark) -> None:
+    """The optimum row when ``benchmark`` is the one the runs were looked up in, else a note saying why not."""
+    fp = benchmark.fingerprint()
+    if fp != group.key.fingerprint:
+        notes.append(
+            f"no optimum row: the given benchmark {benchmark.name} ({fp}) is not the one these runs "
+            f"were looked up in ({group.key.fingerprint})"
+        )
+        return
+    values = {}
+    for c in columns:
+        ds, m = c.rsplit("_", 1)
+        opt = benchmark.optimum(ds) if ds in benchmark.datasets else None
+        values[c] = (_float(getattr(opt, m, None)), math.nan)
+    rows.append(Row("optimum", f"optimum ({benchmark.name})", None, values))
+    notes.append("optimum: best valid and best test accuracy over all cells, each maximised independently")
 
 
 def group_warnings(group: Group) -> list[str]:
