@@ -45,7 +45,6 @@ class AlphaMethod(OneShotMethod):
         self.alpha.grad = grad
         self.a_optimizer.step()
 
-
     @staticmethod
     def group_arch_update(members: list[AlphaMethod], losses: torch.Tensor) -> None:
         """:meth:`arch_update` of every member from its seed's loss in ``losses`` (K,): one backward (seed k's

@@ -193,7 +193,9 @@ def run_pool(
     try:
         from .seedgroup import group_plan
 
-        futures = {pool.submit(_pool_task, unit, options): unit for unit in group_plan(plan, options.vectorize, options.device)}
+        futures = {
+            pool.submit(_pool_task, unit, options): unit for unit in group_plan(plan, options.vectorize, options.device)
+        }
         for fut in as_completed(futures):
             unit = futures[fut]
             try:

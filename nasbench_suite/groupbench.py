@@ -31,7 +31,6 @@ from typing import Any
 
 import torch
 
-from .timing import SIZES, OurStepper, device_sync, make_stream, reference_class, timing_protocol
 from .config import RunSpec, resolve
 from .errors import ConfigError
 from .method import OneShotMethod, get_method, make_context
@@ -40,6 +39,7 @@ from .runner import seed_everything
 from .seedgroup import SeedGroup, stack_optimizer, vectorize_reason
 from .stacked import StackedSupernet
 from .supernet import Supernet, SupernetConfig
+from .timing import SIZES, OurStepper, device_sync, make_stream, reference_class, timing_protocol
 
 #: The quick preset as it is (embedded digits: 8x8 images, C=8, N=1, batch 64), for the CPU comparison; every other
 #: size is a :data:`nasbench_suite.timing.SIZES` entry on the nb201 protocol.

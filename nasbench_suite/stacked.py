@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .space import IN_EDGES, NUM_EDGES, NUM_NODES, NUM_OPS, OUT_EDGES, Cell
-from .supernet import CONV1, CONV3, POOL, SKIP, ResNetBlock, SearchCell, Supernet, box_sum, inv_count
+from .supernet import CONV1, CONV3, POOL, SKIP, SearchCell, Supernet, box_sum, inv_count
 
 _BN_EPS, _BN_MOMENTUM = 1e-5, 0.1
 
@@ -88,9 +88,9 @@ class StackedSupernet(nn.Module):
         #: (L, K, 6, 5): whether the reference's parameters of (layer, seed, edge, op) hold a gradient now (only the
         #: conv entries matter); the stacked form of every NodeOps' ``grad_units``
         self.has_grad = torch.zeros(L, self.K, NUM_EDGES, NUM_OPS, dtype=torch.bool, device=p.device)
-        for layer, cell in enumerate(first.search_cells):
-            for k, net in enumerate(nets):
-                for j, node in enumerate(net.search_cells[layer].nodes):
+        for k, net in enumerate(nets):
+            for layer, cell in enumerate(net.search_cells):
+                for node in cell.nodes:
                     for slot, e in enumerate(node.edges):
                         self.has_grad[layer, k, e, CONV3] = node.grad_units[slot]
                         self.has_grad[layer, k, e, CONV1] = node.grad_units[node.k + slot]
@@ -197,8 +197,16 @@ class StackedSupernet(nn.Module):
             b = None if bb is None else bb[:, sl] * s
             if track and training:  # the layout's slice is not contiguous per seed: update copies, keep the chosen
                 m, v = rm[:, sl].clone(), rv[:, sl].clone()
-                y = F.batch_norm(y, m.view(-1), v.view(-1), w.reshape(-1), None if b is None else b.reshape(-1),
-                                 True, _BN_MOMENTUM, _BN_EPS)
+                y = F.batch_norm(
+                    y,
+                    m.view(-1),
+                    v.view(-1),
+                    w.reshape(-1),
+                    None if b is None else b.reshape(-1),
+                    True,
+                    _BN_MOMENTUM,
+                    _BN_EPS,
+                )
                 keep = None if chosen is None else chosen[:, :, pos].repeat_interleave(C, dim=1)
                 rm.data[:, sl] = m if keep is None else torch.where(keep, m, rm[:, sl])  # .data: see _bn
                 rv.data[:, sl] = v if keep is None else torch.where(keep, v, rv[:, sl])
@@ -379,4 +387,3 @@ class StackedSupernet(nn.Module):
                 sq = s if sq is None else sq + s
         p0 = self.P("classifier.weight")
         return torch.zeros(self.K, device=p0.device, dtype=p0.dtype) if sq is None else sq.sqrt()
-

@@ -11,7 +11,6 @@ import sys
 import pytest
 import torch
 
-from nasbench_suite.timing import OurStepper
 from nasbench_suite.groupbench import (
     CUDA_GRAPH,
     EPOCHS,
@@ -25,6 +24,7 @@ from nasbench_suite.groupbench import (
 from nasbench_suite.numerics import numerics
 from nasbench_suite.runner import seed_everything
 from nasbench_suite.supernet import Supernet, SupernetConfig
+from nasbench_suite.timing import OurStepper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: the GPU check's CPU dry run as docs/performance.md gives it

@@ -30,7 +30,7 @@ from nasbench_suite.method import get_method, method_names
 from nasbench_suite.numerics import numerics
 from nasbench_suite.runner import Run, RunOptions
 from nasbench_suite.seedgroup import execute_group, group_plan, run_group
-from nasbench_suite.space import Cell, sample_cell
+from nasbench_suite.space import sample_cell
 from nasbench_suite.stacked import StackedSupernet
 from nasbench_suite.supernet import Supernet, SupernetConfig
 from tests.test_conformance import BASE as CONFORMANCE_BASE
