@@ -89,6 +89,10 @@ CASES = [
     (["run", "--set", "arch_betas=1"], "error: arch_betas needs 2 comma-separated values, got '1'"),
     (["run", "--set", "epochs=0"], "error: epochs=0 is out of range: it must be >= 1 and <= 100000 (from --set)"),
     (["run", "--grid", "nope"], "error: method rsps has no grid 'nope' (its grids: none)"),
+    (
+        ["run", "--seeds", "2", "--vectorize", "on", "--set", "compile=default"],
+        "error: --vectorize on: rsps cannot run its seeds as one search (compile is set",
+    ),
     # every key's declared range (config.setting), checked for the whole plan before anything runs
     (["run", "--set", "lr=-1"], "error: lr=-1.0 is out of range: it must be > 0 and <= 100 (from --set)"),
     (["run", "--set", "lr=1e-400"], "error: lr=0.0 is out of range: it must be > 0"),
