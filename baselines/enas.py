@@ -109,6 +109,7 @@ class Controller(nn.Module):
 @register("enas")
 class ENAS(OneShotMethod):
     display_name = "ENAS"
+    vectorize_note = "the shared-weight steps; the controller phase runs per seed"
     reference = f"{__package__}.reference.enas:ENASReference"  # its NB201 script on xautodl (timing, tests)
 
     @dataclass(frozen=True)

@@ -451,7 +451,8 @@ def methods(protocol, as_json) -> None:
     for r in rows:
         alias = f" (aliases: {', '.join(r['aliases'])})" if r["aliases"] else ""
         click.echo(f"\n{r['name']}: {r['display_name']}{alias}")
-        click.echo(f"  vectorized seeds: {'yes' if not r['vectorize'] else 'no, ' + r['vectorize']}")
+        yes = f"yes ({get_method(r['name']).vectorize_note})" if get_method(r["name"]).vectorize_note else "yes"
+        click.echo(f"  vectorized seeds: {yes if not r['vectorize'] else 'no, ' + r['vectorize']}")
         for k, v in r["protocol_overrides"].items():
             click.echo(
                 f"  {k:<27} {v['type']:<16} {v['default']!s:<14} {v['valid']}  (this method's value in {protocol!r})"

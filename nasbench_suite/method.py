@@ -188,6 +188,9 @@ class OneShotMethod(ABC):
         """The method's current discrete answer (may score candidates on ``ctx.selection_batches(epoch)``)."""
 
     # -- vectorized seeds (optional; nasbench_suite.seedgroup) ---------------------------------------------------
+    #: what of the method's epoch stays per seed when its seeds are vectorized (shown by ``nas-suite methods``)
+    vectorize_note: ClassVar[str] = ""
+
     @classmethod
     def vectorize_reason(cls, hparams: Any) -> str:
         """Why K seeds of this method under ``hparams`` cannot run as one vectorized search; "" = they can (the

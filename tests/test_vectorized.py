@@ -248,3 +248,11 @@ def test_local_pool_runs_groups(tmp_path):
     outcomes = run_pool(plan, RunOptions(results=tmp_path, vectorize="on"), workers=2)
     assert [o.status for o in outcomes] == ["done"] * 4, [o.error for o in outcomes]
     assert [o.record.timings.vectorized_seeds for o in outcomes] == [2, 2, 2, 2]
+
+
+def test_methods_listing_says_which_methods_vectorize():
+    res = CliRunner().invoke(cli, ["methods"])
+    assert res.exit_code == 0, res.output
+    lines = [line.strip() for line in res.output.splitlines() if "vectorized seeds:" in line]
+    assert len(lines) == len(method_names())
+    assert "vectorized seeds: yes (the shared-weight steps; the controller phase runs per seed)" in lines  # ENAS
