@@ -1,7 +1,8 @@
-"""Runs as cluster jobs through submitit: one job per run, submitted as one Slurm job array.
+"""Runs as cluster jobs through submitit: one job per run (with ``--vectorize``, per method's seeds run as one
+vectorized search), submitted as one Slurm job array.
 
 Each job calls :class:`RunJob`, a :class:`submitit.helpers.Checkpointable`: when Slurm signals a time-out or a
-preemption, submitit calls :meth:`RunJob.checkpoint`, which requeues the same spec. Nothing else has to be saved
+preemption, submitit calls :meth:`RunJob.checkpoint`, which requeues the same unit. Nothing else has to be saved
 at that moment: the runner checkpoints atomically after every epoch and resumes from the last one, so the
 requeued job continues where the epoch checkpoints left off (the epoch in flight is recomputed). Claims
 (:mod:`nasbench_suite.claims`) recognise the requeued job by its Slurm job id, so it takes its own claim back even
@@ -27,7 +28,7 @@ from submitit.helpers import Checkpointable, DelayedSubmission
 
 from .config import RunSpec
 from .errors import ConfigError
-from .executors import Outcome, _execute
+from .executors import Outcome, _execute_unit
 from .runner import RunOptions
 
 CLUSTER_EXECUTORS = ("slurm", "submitit-local")
@@ -67,22 +68,25 @@ class ClusterOptions:
 
 
 class RunJob(Checkpointable):
-    """The callable each job runs: execute (or resume) one spec; requeue the same spec on time-out/preemption."""
+    """The callable each job runs: execute (or resume) one unit of the plan (a run, or a method's seeds as one
+    vectorized search: :func:`nasbench_suite.seedgroup.group_plan`); requeue the same unit on time-out/preemption."""
 
     def __init__(self, options: RunOptions):
         self.options = options
         self.requeues = 0
 
-    def __call__(self, spec: RunSpec) -> Outcome:
-        out = _execute(spec, self.options, _print_progress)
-        out.requeues = self.requeues
-        return out
+    def __call__(self, unit: list[RunSpec]) -> list[Outcome]:
+        outs = _execute_unit(unit, self.options, _print_progress)
+        for out in outs:
+            out.requeues = self.requeues
+        return outs
 
-    def checkpoint(self, spec: RunSpec) -> DelayedSubmission:  # type: ignore[override]
-        # The runner's epoch checkpoint is already on disk; requeueing the same spec resumes from it.
-        print(f"checkpoint signal: requeueing {spec.run_id} (it resumes from its last epoch checkpoint)", flush=True)
+    def checkpoint(self, unit: list[RunSpec]) -> DelayedSubmission:  # type: ignore[override]
+        # The runners' epoch checkpoints are already on disk; requeueing the same unit resumes from them.
+        ids = ", ".join(spec.run_id for spec in unit)
+        print(f"checkpoint signal: requeueing {ids} (it resumes from its last epoch checkpoint)", flush=True)
         self.requeues += 1
-        return DelayedSubmission(self, spec)
+        return DelayedSubmission(self, unit)
 
 
 def _print_progress(ev: dict[str, Any]) -> None:
@@ -123,14 +127,18 @@ def make_executor(copts: ClusterOptions, results: Path) -> submitit.Executor:
     return ex
 
 
-def submit(plan: list[RunSpec], options: RunOptions, copts: ClusterOptions) -> list[tuple[RunSpec, submitit.Job]]:
-    """Submit one job per spec (a single job array on Slurm); returns (spec, job) pairs without waiting."""
+def submit(plan: list[RunSpec], options: RunOptions, copts: ClusterOptions) -> list[tuple[list[RunSpec], submitit.Job]]:
+    """Submit one job per unit of the plan (a run; with ``options.vectorize``, a method's seeds together), as a
+    single job array on Slurm; returns (unit, job) pairs without waiting."""
+    from .seedgroup import group_plan
+
     copts.check()
     if not plan:
         return []
+    units = group_plan(plan, options.vectorize, options.device)
     executor = make_executor(copts, options.results)
-    jobs = executor.map_array(RunJob(options), plan)
-    return list(zip(plan, jobs))
+    jobs = executor.map_array(RunJob(options), units)
+    return list(zip(units, jobs))
 
 
 def job_logs(job: submitit.Job) -> str:
@@ -139,28 +147,31 @@ def job_logs(job: submitit.Job) -> str:
 
 
 def collect(
-    submitted: list[tuple[RunSpec, submitit.Job]], poll_s: float = 10.0, on_outcome: Callable | None = None
+    submitted: list[tuple[list[RunSpec], submitit.Job]], poll_s: float = 10.0, on_outcome: Callable | None = None
 ) -> list[Outcome]:
     """Wait for the jobs; one :class:`Outcome` per spec, in plan order. A job that dies (crash, cancel, out of
-    requeues) is a failed outcome holding submitit's error (with the job's traceback) and its log paths."""
-    by_job = {job.job_id: (spec, job) for spec, job in submitted}
+    requeues) is a failed outcome for each of its runs, holding submitit's error (with the job's traceback) and its
+    log paths."""
+    by_job = {job.job_id: unit for unit, job in submitted}
     outcomes: dict[str, Outcome] = {}
     for job in submitit.helpers.as_completed([j for _, j in submitted], poll_frequency=poll_s):
-        spec, _ = by_job[job.job_id]
+        unit = by_job[job.job_id]
         try:
-            out = job.result()
+            outs = job.result()
         except Exception as e:  # noqa: BLE001 - submitit raises the job's own error (with its traceback)
             msg = str(e) or traceback.format_exc()
-            out = Outcome(spec.run_id, "failed", error=msg)
-        if not isinstance(out, Outcome):
-            out = Outcome(spec.run_id, "failed", error=f"job returned {type(out).__name__}, not an Outcome")
-        out.log = job_logs(job)
-        if out.status == "failed":
-            out.error = f"{(out.error or '').rstrip()}\n(job {job.job_id} logs: {out.log})"
-        outcomes[spec.run_id] = out
-        if on_outcome:
-            on_outcome(out)
-    return [outcomes[s.run_id] for s, _ in submitted]
+            outs = [Outcome(spec.run_id, "failed", error=msg) for spec in unit]
+        if not (isinstance(outs, list) and all(isinstance(o, Outcome) for o in outs)):
+            error = f"job returned {type(outs).__name__}, not a list of Outcomes"
+            outs = [Outcome(spec.run_id, "failed", error=error) for spec in unit]
+        for out in outs:
+            out.log = job_logs(job)
+            if out.status == "failed":
+                out.error = f"{(out.error or '').rstrip()}\n(job {job.job_id} logs: {out.log})"
+            outcomes[out.run_id] = out
+            if on_outcome:
+                on_outcome(out)
+    return [outcomes[spec.run_id] for unit, _ in submitted for spec in unit]
 
 
 def run_cluster(
@@ -169,4 +180,5 @@ def run_cluster(
     """Submit the plan as jobs and wait for all of them."""
     if copts.gpus_per_job == 0 and options.device.startswith("cuda"):
         options = replace(options, device="cpu")
-    return collect(submit(plan, options, copts), copts.poll_s, on_outcome)
+    outcomes = {o.run_id: o for o in collect(submit(plan, options, copts), copts.poll_s, on_outcome)}
+    return [outcomes[spec.run_id] for spec in plan]

@@ -107,6 +107,25 @@ def test_local_job_failure_is_collected_with_logs_and_traceback(tmp_path):
     assert summary(outs)["failed"] == 1
 
 
+def test_slurm_submits_a_methods_seeds_as_one_job_when_vectorized(tmp_path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    record = tmp_path / "submitted.sh"
+    (bindir / "sbatch").write_text(FAKE_SBATCH.format(record=record))
+    (bindir / "srun").write_text("#!/bin/sh\n")
+    for f in ("sbatch", "srun"):
+        (bindir / f).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    plan = [_spec(m, s) for m in ("rsps", "darts-v1") for s in range(3)]
+    copts = ClusterOptions("slurm", gpus_per_job=1, log_dir=tmp_path / "logs")
+    submitted = submit(plan, RunOptions(results=tmp_path / "res", device="cuda", vectorize="auto"), copts)
+    assert [[s.run_id for s in unit] for unit, _ in submitted] == [
+        [s.run_id for s in plan[:3]],
+        [s.run_id for s in plan[3:]],
+    ]
+    assert "#SBATCH --array=0-1" in record.read_text()
+
+
 FAKE_SBATCH = """#!/bin/sh
 cp "$1" "{record}"
 echo "Submitted batch job 42"
@@ -140,9 +159,9 @@ def test_slurm_submission_script(tmp_path, monkeypatch):
     ):
         assert directive in script, script
     assert str(tmp_path / "logs") in script
-    # each job's pickled callable is the checkpointable runner of its own spec
+    # each job's pickled callable is the checkpointable runner of its own unit (here one spec: not vectorized)
     sub = submitted[1][1].submission()
-    assert sub.args == (plan[1],) and sub.function.options.device == "cuda"
+    assert sub.args == ([plan[1]],) and sub.function.options.device == "cuda"
     assert hasattr(sub.function, "checkpoint")
 
 
