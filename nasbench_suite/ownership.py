@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from .benchmarks import Benchmark
-from .claims import CLAIM_FILE, ClaimHeld, acquire
+from .claims import CLAIM_FILE, Claim, ClaimHeld, acquire
 from .config import RunSpec
 from .records import RunRecord
 from .runner import ProgressFn, Run, RunOptions, check_stored_config
@@ -31,35 +31,60 @@ def run_one(
     ``benchmark``: the process's open benchmark (opened from ``options.benchmark`` when None), so that a plan does
     not reload a multi-GB benchmark file for every run.
     """
+    record, claim = claim_run(spec, options)
+    if claim is None:
+        return record
+    try:
+        return Run(spec, options, benchmark=benchmark).execute(heartbeat_progress({spec.run_id: claim}, progress))
+    finally:
+        claim.release()
+
+
+def claim_run(spec: RunSpec, options: RunOptions) -> tuple[RunRecord | None, Claim | None]:
+    """Who executes ``spec``: ``(record, None)`` when a finished record exists (checked to be made under the same
+    resolved settings; not with ``options.force``), else ``(None, claim)``: the run's claim taken and started, what a
+    crash left behind cleared. :class:`ClaimHeld` when another live process has it. The caller releases the claim."""
     store = Store(options.results)
     if not options.force and store.is_done(spec.run_id):
         _release_stale_claim(store, spec.run_id, options.claim_stale_s)
-        record = read_record(store.record_path(spec.run_id))
-        check_stored_config(store, spec, record)
-        return record
+        return _checked_record(store, spec), None
     store.ensure_writable()
-    # One owner per run (ClaimHeld if another live process has it); the claim is checked again under it, since
-    # another process may have finished the run between the check above and the claim.
+    # One owner per run; the record is checked again under the claim, since another process may have finished the
+    # run between the check above and the claim.
     claim = acquire(store.run_dir(spec.run_id), options.claim_stale_s)
     try:
-        if not options.force and store.is_done(spec.run_id):
-            record = read_record(store.record_path(spec.run_id))
-            check_stored_config(store, spec, record)
-            return record
-        _set_aside_unfinished_leftovers(store, spec.run_id)
-        if options.force:
-            store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
-        claim.started()
-
-        def beat(ev: dict[str, Any]) -> None:
-            if ev.get("kind") == "epoch":  # (step events are too frequent to touch the claim file for)
-                claim.heartbeat()
-            if progress:
-                progress(ev)
-
-        return Run(spec, options, benchmark=benchmark).execute(beat)
-    finally:
+        done = not options.force and store.is_done(spec.run_id)
+        if not done:
+            _set_aside_unfinished_leftovers(store, spec.run_id)
+            if options.force:
+                store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
+            claim.started()
+    except BaseException:
         claim.release()
+        raise
+    if done:
+        claim.release()
+        return _checked_record(store, spec), None
+    return None, claim
+
+
+def heartbeat_progress(claims: dict[str, Claim], progress: ProgressFn | None) -> ProgressFn:
+    """``progress``, plus a heartbeat of the run's claim on every epoch event (step events are too frequent to
+    touch the claim file for)."""
+
+    def beat(ev: dict[str, Any]) -> None:
+        if ev.get("kind") == "epoch":
+            claims[ev["run_id"]].heartbeat()
+        if progress:
+            progress(ev)
+
+    return beat
+
+
+def _checked_record(store: Store, spec: RunSpec) -> RunRecord:
+    record = read_record(store.record_path(spec.run_id))
+    check_stored_config(store, spec, record)
+    return record
 
 
 def _release_stale_claim(store: Store, run_id: str, stale_after_s: float) -> None:

@@ -161,13 +161,13 @@ def stack_optimizer(runs: Sequence[Run], net: StackedSupernet) -> torch.optim.Op
 
 def unstack_optimizer(opt: torch.optim.Optimizer, net: StackedSupernet, runs: Sequence[Run]) -> None:
     """Write every seed's slice of the stacked momentum buffers back into its run's SGD."""
+    per_run = [list(r.supernet.parameters()) for r in runs]
     for i, p in enumerate(net.parameters()):
         buf = opt.state.get(p, {}).get("momentum_buffer")
         if buf is None:
             continue
-        for k, r in enumerate(runs):
-            q = list(r.supernet.parameters())[i]
-            r.w_optimizer.state[q]["momentum_buffer"] = buf[k].detach().clone()
+        for k, (r, ps) in enumerate(zip(runs, per_run)):
+            r.w_optimizer.state[ps[i]]["momentum_buffer"] = buf[k].detach().clone()
 
 
 # --- one epoch of a group ---------------------------------------------------------------------------------------
@@ -278,53 +278,34 @@ def group_plan(plan: Sequence[Any], vectorize: str, device: str = "cpu") -> list
 
 
 def run_group(specs: Sequence[Any], options: Any, progress=None, benchmark=None) -> list[tuple[str, Any]]:
-    """Execute the runs of one unit as one vectorized search, each under its own claim, as
-    :func:`nasbench_suite.ownership.run_one` executes one: a finished run is returned as stored (not rerun), a run
-    another live process holds is left to it. Returns ``(status, record or error)`` per spec: ``skipped`` /
+    """Execute the runs of one unit as one vectorized search, each under its own claim
+    (:func:`nasbench_suite.ownership.claim_run`, as a run alone): a finished run is returned as stored (not rerun), a
+    run another live process holds is left to it. Returns ``(status, record or error)`` per spec: ``skipped`` /
     ``claimed`` / ``done``. ``benchmark``: the open benchmark (else opened once here)."""
     from .benchmarks import open_benchmark
-    from .claims import ClaimHeld, acquire
-    from .ownership import _set_aside_unfinished_leftovers, run_one
-    from .store import Store
+    from .claims import ClaimHeld
+    from .ownership import claim_run, heartbeat_progress
 
-    store = Store(options.results)
     results: dict[str, tuple[str, Any]] = {}
-    todo, claims = [], []
+    claims = {}
     try:
         for spec in specs:
-            if not options.force and store.is_done(spec.run_id):
-                results[spec.run_id] = ("skipped", run_one(spec, options, benchmark=benchmark))
-                continue
-            store.ensure_writable()
             try:
-                claim = acquire(store.run_dir(spec.run_id), options.claim_stale_s)
+                record, claim = claim_run(spec, options)
             except ClaimHeld as e:
                 results[spec.run_id] = ("claimed", e)
                 continue
-            if not options.force and store.is_done(spec.run_id):  # finished by another process meanwhile
-                claim.release()
-                results[spec.run_id] = ("skipped", run_one(spec, options, benchmark=benchmark))
-                continue
-            claims.append(claim)
-            _set_aside_unfinished_leftovers(store, spec.run_id)
-            if options.force:
-                store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
-            claim.started()
-            todo.append(spec)
+            if claim is None:
+                results[spec.run_id] = ("skipped", record)
+            else:
+                claims[spec.run_id] = claim
+        todo = [spec for spec in specs if spec.run_id in claims]
         if todo:
-            by_id = {spec.run_id: c for spec, c in zip(todo, claims)}
-
-            def beat(ev: dict[str, Any]) -> None:
-                if ev.get("kind") == "epoch":
-                    by_id[ev["run_id"]].heartbeat()
-                if progress:
-                    progress(ev)
-
             bench = benchmark if benchmark is not None else open_benchmark(options.benchmark)
             runs = [Run(spec, options, bench) for spec in todo]
-            for spec, record in zip(todo, execute_group(runs, beat)):
+            for spec, record in zip(todo, execute_group(runs, heartbeat_progress(claims, progress))):
                 results[spec.run_id] = ("done", record)
     finally:
-        for c in claims:
+        for c in claims.values():
             c.release()
     return [results[spec.run_id] for spec in specs]

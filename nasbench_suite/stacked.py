@@ -73,7 +73,6 @@ class StackedSupernet(nn.Module):
         self.config = first.config
         self.amp_dtype = first.amp_dtype
         self._layers = [("cell" if isinstance(m, SearchCell) else "block", m) for m in first.layers]
-        self._cell_channels = [m.C for m in first.layers if isinstance(m, SearchCell)]
         self.names = [n for n, _ in first.named_parameters()]
         self.buffer_names = [n for n, _ in first.named_buffers()]
         with torch.no_grad():
@@ -83,25 +82,19 @@ class StackedSupernet(nn.Module):
             for name in self.buffer_names:
                 stacked = torch.stack([dict(n.named_buffers())[name] for n in nets])
                 self.register_buffer(_key(name), stacked.clone())
-        L = first.num_search_cells
-        p = self.P("classifier.weight")
         #: (L, K, 6, 5): whether the reference's parameters of (layer, seed, edge, op) hold a gradient now (only the
         #: conv entries matter); the stacked form of every NodeOps' ``grad_units``
-        self.has_grad = torch.zeros(L, self.K, NUM_EDGES, NUM_OPS, dtype=torch.bool, device=p.device)
+        units = [[[[False] * NUM_OPS for _ in range(NUM_EDGES)] for _ in nets] for _ in range(first.num_search_cells)]
         for k, net in enumerate(nets):
             for layer, cell in enumerate(net.search_cells):
                 for node in cell.nodes:
                     for slot, e in enumerate(node.edges):
-                        self.has_grad[layer, k, e, CONV3] = node.grad_units[slot]
-                        self.has_grad[layer, k, e, CONV1] = node.grad_units[node.k + slot]
+                        units[layer][k][e][CONV3] = node.grad_units[slot]
+                        units[layer][k][e][CONV1] = node.grad_units[node.k + slot]
+        self.has_grad = torch.tensor(units, dtype=torch.bool, device=self.P("classifier.weight").device)
         #: (K,) bool during a forward that only some seeds take (their BN running statistics alone are updated)
         self._active: torch.Tensor | None = None
         self.train(first.training)
-
-    @classmethod
-    def from_nets(cls, nets: Sequence[Supernet]) -> StackedSupernet:
-        """Stack ``nets`` (copies: the networks are not changed)."""
-        return cls(nets)
 
     @property
     def num_search_cells(self) -> int:
@@ -123,11 +116,10 @@ class StackedSupernet(nn.Module):
                 params[name].copy_(self.P(name)[k])
             for name in self.buffer_names:
                 buffers[name].copy_(self.P(name)[k])
-            hg = self.has_grad[:, k].cpu()
+            hg = self.has_grad[:, k].tolist()
             for layer, cell in enumerate(net.search_cells):
                 for node in cell.nodes:
-                    units = [bool(hg[layer, e, CONV3]) for e in node.edges]
-                    node.grad_units = units + [bool(hg[layer, e, CONV1]) for e in node.edges]
+                    node.grad_units = [hg[layer][e][op] for op in (CONV3, CONV1) for e in node.edges]
 
     # -- building blocks ---------------------------------------------------------------------------------------
     def _conv(self, x: torch.Tensor, name: str, bias: str | None = None, stride: int = 1) -> torch.Tensor:
@@ -142,28 +134,33 @@ class StackedSupernet(nn.Module):
             groups=self.K,
         )
 
+    def _batch_norm(self, x, rm, rv, w, b, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """``F.batch_norm`` per seed and channel: ``rm``/``rv`` (K, C) running buffers (views into the stacked
+        ones) or None, ``w``/``b`` (K, C) or None; ``keep`` (K, C) bool: the running entries this batch updates
+        (None: all). Where only some are kept, or a view is not contiguous (a node's conv3 or conv1 channels), the
+        update goes through copies and is written back."""
+        track = rm is not None
+        if not (track and self.training and (keep is not None or not rm.is_contiguous())):
+            return F.batch_norm(
+                x, _flat(rm), _flat(rv), _flat(w), _flat(b), self.training or not track, _BN_MOMENTUM, _BN_EPS
+            )
+        m, v = rm.clone(), rv.clone()
+        y = F.batch_norm(x, m.view(-1), v.view(-1), _flat(w), _flat(b), True, _BN_MOMENTUM, _BN_EPS)
+        # through .data, as batch_norm's own in-kernel update: an earlier forward's graph holds these buffers
+        # (unused by a training-mode backward), and an autograd-visible in-place write would fail its check
+        rm.data.copy_(m if keep is None else torch.where(keep, m, rm))
+        rv.data.copy_(v if keep is None else torch.where(keep, v, rv))
+        return y
+
     def _bn(self, x: torch.Tensor, prefix: str) -> torch.Tensor:
         """An ``nn.BatchNorm2d`` (``prefix.weight`` ...), per seed and channel; running buffers updated in place (only
         the active seeds', see :meth:`forward_masked`)."""
         rm, rv = self._opt(prefix + ".running_mean"), self._opt(prefix + ".running_var")
-        w, b = self._opt(prefix + ".weight"), self._opt(prefix + ".bias")
-        track = rm is not None
-        training = self.training or not track
         active = self._active
-        if track and self.training and active is not None:
-            m, v = rm.clone(), rv.clone()
-            y = F.batch_norm(x, m.view(-1), v.view(-1), _flat(w), _flat(b), True, _BN_MOMENTUM, _BN_EPS)
-            keep = active.view(-1, 1)
-            # through .data, as batch_norm's own in-kernel update: an earlier forward's graph holds these buffers
-            # (unused by a training-mode backward), and an autograd-visible in-place write would fail its check
-            rm.data.copy_(torch.where(keep, m, rm))
-            rv.data.copy_(torch.where(keep, v, rv))
-            self.P(prefix + ".num_batches_tracked").add_(active.long())
-            return y
-        if track and self.training:
-            self.P(prefix + ".num_batches_tracked").add_(1)
-        rm, rv = (_flat(rm), _flat(rv)) if track else (None, None)
-        return F.batch_norm(x, rm, rv, _flat(w), _flat(b), training, _BN_MOMENTUM, _BN_EPS)
+        if rm is not None and self.training:
+            self.P(prefix + ".num_batches_tracked").add_(1 if active is None else active.long())
+        keep = None if active is None else active.view(-1, 1)
+        return self._batch_norm(x, rm, rv, self._opt(prefix + ".weight"), self._opt(prefix + ".bias"), keep)
 
     def _relu_conv_bn(self, x: torch.Tensor, prefix: str, stride: int) -> torch.Tensor:
         return self._bn(self._conv(F.relu(x), prefix + ".conv.weight", stride=stride), prefix + ".bn")
@@ -187,7 +184,6 @@ class StackedSupernet(nn.Module):
         rm, rv = self._opt(q + ".running_mean"), self._opt(q + ".running_var")
         bw, bb = self._opt(q + ".bn_weight"), self._opt(q + ".bn_bias")
         track = rm is not None
-        training = self.training or not track
         out = None
         for pos, (conv, bias) in enumerate(((".conv3", ".bias3"), (".conv1", ".bias1"))):
             y = self._conv(r, q + conv, q + bias if self._opt(q + bias) is not None else None)
@@ -195,35 +191,11 @@ class StackedSupernet(nn.Module):
             sl = slice(pos * k * C, (pos + 1) * k * C)
             w = s if bw is None else bw[:, sl] * s
             b = None if bb is None else bb[:, sl] * s
-            if track and training:  # the layout's slice is not contiguous per seed: update copies, keep the chosen
-                m, v = rm[:, sl].clone(), rv[:, sl].clone()
-                y = F.batch_norm(
-                    y,
-                    m.view(-1),
-                    v.view(-1),
-                    w.reshape(-1),
-                    None if b is None else b.reshape(-1),
-                    True,
-                    _BN_MOMENTUM,
-                    _BN_EPS,
-                )
-                keep = None if chosen is None else chosen[:, :, pos].repeat_interleave(C, dim=1)
-                rm.data[:, sl] = m if keep is None else torch.where(keep, m, rm[:, sl])  # .data: see _bn
-                rv.data[:, sl] = v if keep is None else torch.where(keep, v, rv[:, sl])
+            keep = None if chosen is None else chosen[:, :, pos].repeat_interleave(C, dim=1)
+            y = self._batch_norm(y, rm[:, sl] if track else None, rv[:, sl] if track else None, w, b, keep)
+            if track and self.training:
                 counts = self.P(q + ".num_batches_tracked")[:, pos * k : (pos + 1) * k]
                 counts += 1 if chosen is None else chosen[:, :, pos].long()
-                self.P(q + ".num_batches_tracked")[:, pos * k : (pos + 1) * k] = counts
-            else:
-                y = F.batch_norm(
-                    y,
-                    None if not track else rm[:, sl].reshape(-1),
-                    None if not track else rv[:, sl].reshape(-1),
-                    w.reshape(-1),
-                    None if b is None else b.reshape(-1),
-                    training,
-                    _BN_MOMENTUM,
-                    _BN_EPS,
-                )
             out = y if out is None else out + y
         return out.view(B, K, k, C, H, W)
 
@@ -235,23 +207,25 @@ class StackedSupernet(nn.Module):
         K = self.K
         B, KC, H, W = x.shape
         C = KC // K
-        inv = inv_count(x)  # (1, 1, H, W)
-        conv_idx = torch.tensor([CONV3, CONV1], device=x.device)
+        conv_w = weights[:, :, [CONV3, CONV1]]  # (K, 6, 2)
+        conv_ch = None if chosen is None else chosen[:, :, [CONV3, CONV1]]
+        # per edge, broadcastable to (B, K, C, H, W): the skip weight, and the pool weight times 1 / window size
+        skip_w = weights[:, :, SKIP].t().reshape(NUM_EDGES, 1, K, 1, 1, 1)
+        pool_w = weights[:, :, POOL].t().reshape(NUM_EDGES, 1, K, 1, 1, 1) * inv_count(x)
         acc: list[torch.Tensor | None] = [None] * NUM_NODES
         nodes = [x.view(B, K, C, H, W)]
         for j in range(NUM_NODES - 1):
             h5 = nodes[j]
             h = h5.reshape(B, KC, H, W)
             edges = list(OUT_EDGES[j])
-            scale = weights[:, edges][:, :, conv_idx]  # (K, k, 2)
-            ch = None if chosen is None else chosen[:, edges][:, :, conv_idx]
-            conv = self._node_convs(F.relu(h), li, j, scale, ch)
+            ch = None if conv_ch is None else conv_ch[:, edges]
+            conv = self._node_convs(F.relu(h), li, j, conv_w[:, edges], ch)
             box = box_sum(h).view(B, K, C, H, W)
             for slot, e in enumerate(edges):
                 i = j + 1 + slot
                 t = conv[:, :, slot] if acc[i] is None else acc[i] + conv[:, :, slot]
-                t = torch.addcmul(t, h5, weights[:, e, SKIP].view(1, K, 1, 1, 1))
-                acc[i] = torch.addcmul(t, box, weights[:, e, POOL].view(1, K, 1, 1, 1) * inv.unsqueeze(0))
+                t = torch.addcmul(t, h5, skip_w[e])
+                acc[i] = torch.addcmul(t, box, pool_w[e])
             node = acc[j + 1]
             if rest is not None:
                 node = node + rest[:, j + 1].view(1, K, 1, 1, 1)
@@ -359,6 +333,8 @@ class StackedSupernet(nn.Module):
         """Per stacked cell parameter, a (K, rows) mask of the rows whose reference parameter holds a gradient
         (for :func:`nasbench_suite.sgd.masked_sgd_step`); every other parameter is active in every seed."""
         masks: dict[torch.Tensor, torch.Tensor] = {}
+        if bool(self.has_grad[..., [CONV3, CONV1]].all()):  # every row of every seed (a mixture's step): plain SGD
+            return masks
         layer = 0
         for li, (kind, _) in enumerate(self._layers):
             if kind != "cell":

@@ -25,7 +25,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,17 @@ from nasbench_suite.space import NUM_EDGES, NUM_OPS, Cell, all_ops_array, sample
 from .complement import complementary_cell, weight_terms
 from .novelty import ArchiveNovelty
 from .schedules import parse_gamma
+
+
+class StepPlan(NamedTuple):
+    """A step's cells (:meth:`E2NAS.plan_step`): the roles' cells, P, a_t, a_prev and the complement a_bar."""
+
+    cells: dict[str, tuple[int, ...]]
+    P: torch.Tensor
+    a_t: tuple[int, ...]
+    a_prev: tuple[int, ...]
+    a_bar: tuple[int, ...]
+
 
 #: The official-behaviour switches, in the order of the variant label, with their short names.
 OFFICIAL_SWITCHES: dict[str, str] = {
@@ -354,35 +365,38 @@ class E2NAS(OneShotMethod):
         return logs
 
     # -- the step -----------------------------------------------------------------------------------------
-    def search_step(self, train_batch, valid_batch, epoch, step):
-        ctx, eps = self.ctx, self.hparams.eps
+    def plan_step(self) -> StepPlan:
+        """The step's cells: :meth:`propose`, a_prev and the complement a_bar (from the run's generator)."""
         cells, P = self.propose()
         a_t = cells["weight"]
         # the first step (of the run; of each epoch under official_reset_prev): a_prev is the complement's
         # reference cell, as the authors' `if step == 0: pre_index = cur_index`
         a_prev = self.a_prev if self.a_prev is not None else cells["complement"]
-        a_bar = complementary_cell(a_prev, cells["complement"], ctx.rng) if eps > 0 else a_t
+        a_bar = complementary_cell(a_prev, cells["complement"], self.ctx.rng) if self.hparams.eps > 0 else a_t
+        return StepPlan(cells, P, a_t, a_prev, a_bar)
+
+    def close_step(self, plan: StepPlan, logs: dict[str, Any], train_loss, train_acc, weight_loss, w_passes):
+        """After the arch gradient is in ``z.grad``: the Adam step, a_prev for the next step, the step's logs."""
+        self.a_optimizer.step()
+        changed = float(self.a_prev is not None and self.a_prev != plan.a_t)
+        self.a_prev = plan.cells["next_prev"]
+        out = {"train_loss": train_loss, "train_acc": train_acc, "weight_loss": weight_loss, **logs}
+        out.update(gamma=self.gamma, st_tau=self.st_tau, w_passes=w_passes, cell_changed=changed)
+        return {k: float(v) for k, v in out.items()}
+
+    def search_step(self, train_batch, valid_batch, epoch, step):
+        plan = self.plan_step()
         x, y = train_batch
-        w_loss, logits, passes = self.weight_loss(x, y, a_t, a_prev, a_bar)
+        w_loss, logits, passes = self.weight_loss(x, y, plan.a_t, plan.a_prev, plan.a_bar)
         train_loss, train_acc = ce_and_acc(logits.detach(), y)
-        ctx.weight_step(w_loss)
+        self.ctx.weight_step(w_loss)
 
         xv, yv = valid_batch
         self.a_optimizer.zero_grad(set_to_none=True)
-        logs = self.arch_grad(xv, yv, cells["arch"], P, archive_cell=cells["archive"])
-        self.a_optimizer.step()
-        changed = float(self.a_prev is not None and self.a_prev != a_t)
-        self.a_prev = cells["next_prev"]
-        return {
-            "train_loss": train_loss.item(),
-            "train_acc": train_acc,
-            "weight_loss": w_loss.item(),
-            **{k: float(v) for k, v in logs.items()},
-            "gamma": self.gamma,
-            "st_tau": self.st_tau,
-            "w_passes": float(passes),
-            "cell_changed": changed,
-        }
+        logs = self.arch_grad(xv, yv, plan.cells["arch"], plan.P, archive_cell=plan.cells["archive"])
+        return self.close_step(
+            plan, logs, train_loss=train_loss, train_acc=train_acc, weight_loss=w_loss.detach(), w_passes=passes
+        )
 
     @classmethod
     def group_step(cls, group, train_batch, valid_batch, epoch, step):
@@ -393,11 +407,7 @@ class E2NAS(OneShotMethod):
         plans = []
         for k, m in enumerate(members):
             with group.rng(k):  # official_stochastic_decode draws from torch's RNG
-                cells, P = m.propose()
-            a_t = cells["weight"]
-            a_prev = m.a_prev if m.a_prev is not None else cells["complement"]
-            a_bar = complementary_cell(a_prev, cells["complement"], m.ctx.rng) if m.hparams.eps > 0 else a_t
-            plans.append((cells, P, a_t, a_prev, a_bar))
+                plans.append(m.plan_step())
         x, y = train_batch
         w_loss, logits, passes = cls._group_weight_loss(group, x, y, plans)
         train_loss, train_acc = group.ce_and_acc(logits.detach(), y)
@@ -406,32 +416,22 @@ class E2NAS(OneShotMethod):
         xv, yv = valid_batch
         for m in members:
             m.a_optimizer.zero_grad(set_to_none=True)
-        arch = [p[0]["arch"] for p in plans]
-        H = torch.stack([cls._hard_weights(a, p[1]) for a, p in zip(arch, plans)])
-        index = torch.tensor(arch, device=H.device)
-        val_loss, val_acc = group.ce_and_acc(net.forward_hard(xv, H, index), yv)
+        arch = [p.cells["arch"] for p in plans]
+        H = torch.stack([cls._hard_weights(a, p.P) for a, p in zip(arch, plans)])
+        val_loss, val_acc = group.ce_and_acc(net.forward_hard(xv, H, torch.tensor(arch, device=H.device)), yv)
         zs = [m.z for m in members]
         g_vals = torch.autograd.grad(val_loss.sum(), zs, allow_unused=True) if val_loss.requires_grad else [None] * K
-        out = []
-        for k, m in enumerate(members):
-            cells, _, a_t, _, _ = plans[k]
-            logs = m._arch_grad_from(val_loss[k], val_acc[k], g_vals[k], cells["archive"])
-            m.a_optimizer.step()
-            changed = float(m.a_prev is not None and m.a_prev != a_t)
-            m.a_prev = cells["next_prev"]
-            out.append(
-                {
-                    "train_loss": train_loss[k],
-                    "train_acc": train_acc[k],
-                    "weight_loss": w_loss[k].detach(),
-                    **logs,
-                    "gamma": m.gamma,
-                    "st_tau": m.st_tau,
-                    "w_passes": float(passes[k]),
-                    "cell_changed": changed,
-                }
+        return [
+            m.close_step(
+                p,
+                m._arch_grad_from(val_loss[k], val_acc[k], g_vals[k], p.cells["archive"]),
+                train_loss=train_loss[k],
+                train_acc=train_acc[k],
+                weight_loss=w_loss[k].detach(),
+                w_passes=passes[k],
             )
-        return [{key: float(v) for key, v in o.items()} for o in out]
+            for k, (m, p) in enumerate(zip(members, plans))
+        ]
 
     @classmethod
     def _group_weight_loss(cls, group, x, y, plans) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -439,29 +439,28 @@ class E2NAS(OneShotMethod):
         net, K = group.net, group.K
         hp = group.members[0].hparams
         dev = x.device
-        official = group.members[0].sw["official_nograd_complement"]
-        if official:
+        if group.members[0].sw["official_nograd_complement"]:
             # the authors' code: gradient of CE(a_t) only, value of the three-term formula
-            logits = net.forward_cells(x, [Cell(p[2]) for p in plans])
+            logits = net.forward_cells(x, [Cell(p.a_t) for p in plans])
             loss_t, _ = group.ce_and_acc(logits, y)
             value, passes = loss_t.detach(), [1] * K
             if hp.eps > 0:
+                values = [{p.a_t: value[k]} for k, p in enumerate(plans)]  # per seed: each distinct cell once
                 with torch.no_grad():
-                    vals = []
-                    for role in (3, 4):  # a_prev, a_bar: a cell equal to a_t (or a_prev) is not computed again
-                        seen = [[p[2]] + ([p[3]] if role == 4 else []) for p in plans]
-                        active = torch.tensor([p[role] not in sn for p, sn in zip(plans, seen)], device=dev)
-                        ce, _ = group.ce_and_acc(net.forward_cells(x, [Cell(p[role]) for p in plans], active), y)
-                        for k in range(K):
-                            passes[k] += int(active[k])
-                        vals.append(ce)
-                    prev = torch.where(torch.tensor([p[3] == p[2] for p in plans], device=dev), value, vals[0])
-                    same = [p[4] == p[2] or p[4] == p[3] for p in plans]
-                    bar_src = [value[k] if plans[k][4] == plans[k][2] else prev[k] for k in range(K)]
-                    bar = torch.where(torch.tensor(same, device=dev), torch.stack(bar_src), vals[1])
-                    value = (1 - hp.eps) * value + hp.eps / 2 * (prev + bar)
+                    for role in ("a_prev", "a_bar"):
+                        new = [getattr(p, role) not in values[k] for k, p in enumerate(plans)]
+                        if not any(new):
+                            continue
+                        cells = [Cell(getattr(p, role)) for p in plans]
+                        ce, _ = group.ce_and_acc(net.forward_cells(x, cells, torch.tensor(new, device=dev)), y)
+                        for k, p in enumerate(plans):
+                            if new[k]:
+                                values[k][getattr(p, role)] = ce[k]
+                                passes[k] += 1
+                other = torch.stack([values[k][p.a_prev] + values[k][p.a_bar] for k, p in enumerate(plans)])
+                value = (1 - hp.eps) * value + hp.eps / 2 * other
             return loss_t + (value - loss_t.detach()), logits, passes
-        terms = [weight_terms(p[2], p[3], p[4], hp.eps) for p in plans]
+        terms = [weight_terms(p.a_t, p.a_prev, p.a_bar, hp.eps) for p in plans]
         total, logits = None, [None] * K
         for t in range(max(len(ts) for ts in terms)):
             active = torch.tensor([t < len(ts) for ts in terms], device=dev)
@@ -471,7 +470,7 @@ class E2NAS(OneShotMethod):
             ce, _ = group.ce_and_acc(out, y)
             total = coef * ce if total is None else total + coef * ce
             for k, ts in enumerate(terms):
-                if t < len(ts) and ts[t][0] == plans[k][2]:
+                if t < len(ts) and ts[t][0] == plans[k].a_t:
                     logits[k] = out[k]
         return total, torch.stack(logits), [len(ts) for ts in terms]
 
